@@ -1,0 +1,32 @@
+"""`bedrock-assets` console command: emulator | add | demo."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    usage = "usage: bedrock-assets {emulator,add,demo} ...  (bedrock-assets <command> --help)"
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command == "emulator":
+        from bedrock_assets.emulator.cli import main as emulator_main
+
+        return emulator_main(rest) or 0
+    if command == "add":
+        from bedrock_assets.add import main as add_main
+
+        return add_main(rest) or 0
+    if command == "demo":
+        from bedrock_assets.demo import main as demo_main
+
+        return demo_main(rest) or 0
+    print(f"unknown command {command!r}\n{usage}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

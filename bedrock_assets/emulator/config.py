@@ -1,0 +1,124 @@
+"""Emulator settings: the CLI flags, the in-process `EmulatorConfig`, and run-time fault knobs."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+# Per-record error codes the real service writes into `.out` lines. 429/500/503 are transient
+# (a resubmission usually succeeds); 400 is a permanent per-record ValidationException.
+TRANSIENT_ERROR_CODES = frozenset({429, 500, 503})
+DEFAULT_ACCOUNT_ID = "123456789012"
+
+# Fields that POST /_emulator/config may change while the emulator runs.
+RUNTIME_FIELDS = (
+    "max_concurrent_jobs",
+    "min_records",
+    "max_records",
+    "max_input_file_bytes",
+    "queue_seconds",
+    "records_per_second",
+    "record_error_rate",
+    "record_error_codes",
+    "throttle_rate",
+    "runtime_throttle_rate",
+    "seconds_per_hour",
+)
+
+
+@dataclass
+class EmulatorConfig:
+    """Everything the emulator can be told; every CLI flag maps to one field.
+
+    `port=0` picks a free port (use it in tests). Fields listed in RUNTIME_FIELDS can be changed
+    while running through `Emulator.configure(...)` or POST /_emulator/config.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 4566
+    # Quotas (facts §3): 20 submitted+in-progress jobs per model, 100..50,000 records, 1 GB per file.
+    max_concurrent_jobs: int = 20
+    min_records: int = 100
+    max_records: int = 50_000
+    max_input_file_bytes: int = 1024**3
+    # Faults and pacing.
+    queue_seconds: float = 0.0
+    records_per_second: float = 0.0
+    record_error_rate: float = 0.0
+    record_error_codes: tuple[int, ...] = (429, 500)
+    throttle_rate: float = 0.0
+    # bedrock-runtime throttling; None means "same as throttle_rate".
+    runtime_throttle_rate: float | None = None
+    seed: int = 0
+    # Emulator-only: real seconds per emulated hour, so 24..168-hour job timeouts can be exercised.
+    seconds_per_hour: float = 3600.0
+    embedding_engine: str = "hash"
+    openai_base_url: str | None = None
+    openai_model: str | None = None
+    openai_timeout_seconds: float = 120.0
+    account_id: str = DEFAULT_ACCOUNT_ID
+    # Lifecycle worker threads that process InProgress jobs concurrently.
+    worker_threads: int = 4
+    log_level: str = "INFO"
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def update(self, **changes: Any) -> dict[str, Any]:
+        """Apply run-time changes (validated) and return the new values of RUNTIME_FIELDS."""
+        unknown = sorted(set(changes) - set(RUNTIME_FIELDS))
+        if unknown:
+            raise ValueError(f"not changeable at run time: {', '.join(unknown)}")
+        coerced = {name: _coerce(name, value) for name, value in changes.items()}
+        with self._lock:
+            for name, value in coerced.items():
+                setattr(self, name, value)
+        return self.runtime_values()
+
+    def runtime_values(self) -> dict[str, Any]:
+        with self._lock:
+            values = {name: getattr(self, name) for name in RUNTIME_FIELDS}
+        values["record_error_codes"] = list(values["record_error_codes"])
+        return values
+
+    def effective_runtime_throttle_rate(self) -> float:
+        rate = self.runtime_throttle_rate
+        return self.throttle_rate if rate is None else rate
+
+    def copy(self) -> "EmulatorConfig":
+        return dataclasses.replace(self, _lock=threading.Lock())
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name == "record_error_codes":
+        codes = parse_error_codes(value)
+        return codes
+    if name == "runtime_throttle_rate" and value is None:
+        return None
+    if name in ("max_concurrent_jobs", "min_records", "max_records", "max_input_file_bytes"):
+        number = int(value)
+        if number < 0:
+            raise ValueError(f"{name} must be >= 0")
+        return number
+    number = float(value)
+    if name.endswith("_rate") and not 0.0 <= number <= 1.0:
+        raise ValueError(f"{name} must be within [0, 1]")
+    if number < 0:
+        raise ValueError(f"{name} must be >= 0")
+    if name == "seconds_per_hour" and number <= 0:
+        raise ValueError("seconds_per_hour must be > 0")
+    return number
+
+
+def parse_error_codes(value: Any) -> tuple[int, ...]:
+    """Accept "429,500", [429, 500] or 400 and return a non-empty tuple of HTTP-like codes."""
+    if isinstance(value, str):
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+    elif isinstance(value, int):
+        parts = [value]
+    else:
+        parts = list(value)
+    codes = tuple(int(part) for part in parts)
+    if not codes or any(not 400 <= code <= 599 for code in codes):
+        raise ValueError("record_error_codes must be a non-empty list of 4xx/5xx codes")
+    return codes
