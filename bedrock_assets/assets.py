@@ -1,0 +1,364 @@
+"""The four partitioned assets: raw_dataset -> jsonl_shards -> batch_job_outputs -> joined_results.
+
+Each asset is thin orchestration over pure functions (records, shards, jobs, results) and writes
+its own files to S3 under the partition's prefix (see storage.PartitionLayout), returning only
+metadata: the IO manager never holds row data.
+
+Backfill policy: one partition per run (`multi_run(1)`). A partition's run spends hours waiting
+on Bedrock, so batching partitions into one run would let one slow or failed input hold up or fail
+the others; with one run each, a partial backfill failure leaves the other partitions
+materialized, and the `bedrock_batch` pool still caps jobs in flight across all the runs.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from bedrock_assets import jobs, providers, records, results, shards
+from bedrock_assets.partitions import inputs_partitions
+from bedrock_assets.resources import BedrockBatch, ProjectStorage
+from bedrock_assets.settings import BEDROCK_POOL
+from bedrock_assets.specs import get_spec
+from bedrock_assets.storage import get_json, list_keys, put_json, split_partition_key
+
+GROUP = "bedrock_batch"
+BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+
+
+def _preview(df: pl.DataFrame, rows: int = 5, width: int = 80) -> dg.MetadataValue:
+    """A markdown preview with long cells cut, so a 1 kB prompt does not flood the UI."""
+    head = df.head(rows).with_columns(
+        pl.col(c).cast(pl.String).str.slice(0, width) for c in df.columns
+    )
+    cols = head.columns
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in head.iter_rows():
+        cells = ["" if v is None else str(v).replace("|", "\\|").replace("\n", " ") for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+def console_url(region: str, job_arn: str) -> str:
+    job_id = jobs.job_id_from_arn(job_arn)
+    return f"https://{region}.console.aws.amazon.com/bedrock/home?region={region}#/batch-inference/{job_id}"
+
+
+# --------------------------------------------------------------------------------------------
+@dg.asset(
+    partitions_def=inputs_partitions,
+    backfill_policy=BACKFILL,
+    group_name=GROUP,
+    kinds={"s3", "polars"},
+)
+def raw_dataset(context: dg.AssetExecutionContext, storage: ProjectStorage) -> dg.MaterializeResult:
+    """The input rows of one partition (an S3 file or a Hugging Face split), each with a stable
+    `record_id`, stored as Parquet at `records/<partition>/records.parquet`."""
+    partition = context.partition_key
+    batch, name = split_partition_key(partition)
+    spec = get_spec(batch)
+    layout = storage.layout(partition)
+    opts = storage.polars_options()
+    if spec.is_hf:
+        source = f"hf://{spec.hf_dataset}[{name}]"
+        frame = records.read_hf_split(spec.hf_dataset, name, config=spec.hf_config, max_rows=spec.max_rows).lazy()
+    else:
+        source = layout.uri(layout.input_key)
+        frame = records.read_input(source, storage_options=opts)
+        if spec.max_rows:
+            frame = frame.head(spec.max_rows)
+    frame = records.assign_record_ids(frame, spec.id_column)
+    table = frame.collect()
+    table.write_parquet(layout.uri(layout.records_key), storage_options=opts)
+    context.log.info(f"{source}: {table.height} rows -> {layout.uri(layout.records_key)}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": table.height,
+            "source": source,
+            "records_uri": dg.MetadataValue.path(layout.uri(layout.records_key)),
+            "columns": [f"{c}: {t}" for c, t in table.schema.items()],
+            "preview": _preview(table),
+        }
+    )
+
+
+# --------------------------------------------------------------------------------------------
+@dg.asset(
+    partitions_def=inputs_partitions,
+    backfill_policy=BACKFILL,
+    group_name=GROUP,
+    kinds={"s3", "polars", "bedrock"},
+    deps=[raw_dataset],
+    check_specs=[dg.AssetCheckSpec("shard_limits_respected", asset="jsonl_shards")],
+)
+def jsonl_shards(context: dg.AssetExecutionContext, storage: ProjectStorage) -> dg.MaterializeResult:
+    """The partition's records rendered as the model's request bodies and split into
+    Bedrock-legal JSONL shards (record and byte limits) under `shards/<partition>/`.
+    Validates every row before anything is written: bad input fails here, before any spend."""
+    partition = context.partition_key
+    batch, _ = split_partition_key(partition)
+    spec = get_spec(batch)
+    provider = providers.provider_for(spec.model_id)
+    layout = storage.layout(partition)
+    opts = storage.polars_options()
+    source = layout.uri(layout.input_key) if not spec.is_hf else f"hf://{spec.hf_dataset}[{layout.input_name}]"
+    table = pl.scan_parquet(layout.uri(layout.records_key), storage_options=opts)
+    shards.validate(table, spec, provider, source)
+    lines = shards.render_lines(table, spec, provider)
+    s3 = storage.client()
+    with tempfile.TemporaryDirectory(prefix="bedrock-shards-") as tmp:
+        infos = shards.write_shards(
+            lines,
+            Path(tmp),
+            max_records=spec.max_records_per_job,
+            min_records=spec.min_records_per_job,
+            max_bytes=spec.max_bytes_per_file,
+        )
+        for info in infos:
+            s3.upload_file(str(Path(tmp) / info.name), layout.bucket, layout.shard_key(info.name))
+    shard_docs = [
+        {**info.as_dict(), "key": layout.shard_key(info.name), "uri": layout.uri(layout.shard_key(info.name))}
+        for info in infos
+    ]
+    total = sum(s["records"] for s in shard_docs)
+    put_json(
+        s3,
+        layout.bucket,
+        layout.shards_manifest_key,
+        {"partition": partition, "batch": batch, "model_id": spec.model_id, "records": total, "shards": shard_docs},
+    )
+    over = [
+        s["name"]
+        for s in shard_docs
+        if not (s["records"] <= spec.max_records_per_job and s["bytes"] <= spec.max_bytes_per_file)
+    ]
+    small = [s["name"] for s in shard_docs if s["records"] < spec.min_records_per_job]
+    check = dg.AssetCheckResult(
+        check_name="shard_limits_respected",
+        passed=not over and not small,
+        metadata={
+            "shards": len(shard_docs),
+            "over_limits": over,
+            "under_minimum": small,
+            "max_records_per_job": spec.max_records_per_job,
+            "min_records_per_job": spec.min_records_per_job,
+        },
+    )
+    context.log.info(f"{partition}: {total} records in {len(shard_docs)} shard(s)")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": total,
+            "shards": len(shard_docs),
+            "bytes": sum(s["bytes"] for s in shard_docs),
+            "model_id": spec.model_id,
+            "manifest_uri": dg.MetadataValue.path(layout.uri(layout.shards_manifest_key)),
+            "shard_table": dg.MetadataValue.md(
+                "| shard | records | bytes | sha256 |\n|---|---|---|---|\n"
+                + "\n".join(f"| {s['name']} | {s['records']} | {s['bytes']} | {s['sha256'][:12]} |" for s in shard_docs)
+            ),
+        },
+        check_results=[check],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+@dg.op(ins={"start": dg.In(dg.Nothing)}, out=dg.DynamicOut(dict))
+def plan_shard_jobs(context: dg.OpExecutionContext, storage: ProjectStorage):
+    """One dynamic output per shard in the partition's shard manifest."""
+    layout = storage.layout(context.partition_key)
+    manifest = get_json(storage.client(), layout.bucket, layout.shards_manifest_key)
+    if not manifest:
+        raise dg.Failure(f"no shard manifest at {layout.uri(layout.shards_manifest_key)}; materialize jsonl_shards first")
+    for shard in manifest["shards"]:
+        key = shard["name"].removesuffix(".jsonl").replace("-", "_")
+        yield dg.DynamicOutput(shard, mapping_key=key)
+
+
+@dg.op(pool=BEDROCK_POOL)
+def run_shard_job(context: dg.OpExecutionContext, bedrock: BedrockBatch, storage: ProjectStorage, shard: dict) -> dict:
+    """Submit (or re-attach to) the shard's Bedrock batch job and wait for it to end.
+
+    Holds one `bedrock_batch` pool slot while the job is in flight, so the pool limit is the
+    Bedrock quota of submitted + in-progress jobs."""
+    partition = context.partition_key
+    batch, _ = split_partition_key(partition)
+    spec = get_spec(batch)
+    layout = storage.layout(partition)
+    s3 = storage.client()
+    client = bedrock.client()
+    identity = jobs.JobIdentity(partition, shard["name"], shard["sha256"])
+    started = time.time()
+    arn, identity, created = jobs.submit_once(
+        client,
+        identity,
+        log=context.log.info,
+        model_id=spec.model_id,
+        role_arn=bedrock.resolved_role_arn(),
+        input_uri=shard["uri"],
+        output_uri=layout.uri(layout.outputs_prefix(shard["name"])),
+        timeout_hours=spec.timeout_hours,
+        invocation_type=spec.invocation_type,
+        tags={"bedrock-assets/partition": partition, "bedrock-assets/shard": shard["name"]},
+    )
+    record = {
+        "shard": shard["name"],
+        "records": shard["records"],
+        "job_name": identity.job_name,
+        "attempt": identity.attempt,
+        "job_arn": arn,
+        "created_by_this_step": created,
+        "output_prefix": layout.outputs_prefix(shard["name"]) + jobs.job_id_from_arn(arn) + "/",
+    }
+    put_json(s3, layout.bucket, layout.job_record_key(shard["name"]), {**record, "status": "Submitted"})
+    job = jobs.wait_for_job(client, arn, poll_seconds=bedrock.resolved_poll_seconds(), log=context.log.info)
+    record.update(
+        status=job.get("status"),
+        message=job.get("message"),
+        total_records=job.get("totalRecordCount"),
+        success_records=job.get("successRecordCount"),
+        error_records=job.get("errorRecordCount"),
+        submit_time=str(job.get("submitTime")),
+        end_time=str(job.get("endTime")),
+        waited_seconds=round(time.time() - started, 1),
+    )
+    put_json(s3, layout.bucket, layout.job_record_key(shard["name"]), record)
+    if job.get("status") != "Completed":
+        raise dg.Failure(
+            description=f"shard {shard['name']}: Bedrock job {arn} ended {job.get('status')}: {job.get('message') or 'no message'}",
+            metadata={"shard": shard["name"], "job_arn": arn, "status": str(job.get("status"))},
+        )
+    return record
+
+
+@dg.op
+def summarize_shard_jobs(context: dg.OpExecutionContext, bedrock: BedrockBatch, storage: ProjectStorage, shard_jobs: list[dict]) -> dg.MaterializeResult:
+    """Write the partition's job summary and report every job in the UI."""
+    layout = storage.layout(context.partition_key)
+    s3 = storage.client()
+    shard_jobs = sorted(shard_jobs, key=lambda j: j["shard"])
+    manifests = []
+    for job in shard_jobs:
+        manifest = get_json(s3, layout.bucket, job["output_prefix"] + "manifest.json.out") or {}
+        job["input_tokens"] = manifest.get("inputTokenCount", 0)
+        job["output_tokens"] = manifest.get("outputTokenCount", 0)
+        manifests.append(manifest)
+    put_json(s3, layout.bucket, layout.jobs_summary_key, {"partition": context.partition_key, "jobs": shard_jobs})
+    region = bedrock.resolved_region()
+    rows = "\n".join(
+        f"| {j['shard']} | [{jobs.job_id_from_arn(j['job_arn'])}]({console_url(region, j['job_arn'])}) | {j['status']} "
+        f"| {j.get('success_records')} | {j.get('error_records')} | {j['input_tokens']} | {j['output_tokens']} "
+        f"| {j.get('waited_seconds')} |"
+        for j in shard_jobs
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "jobs": len(shard_jobs),
+            "jobs_created": sum(1 for j in shard_jobs if j["created_by_this_step"]),
+            "records_succeeded": sum(j.get("success_records") or 0 for j in shard_jobs),
+            "records_failed": sum(j.get("error_records") or 0 for j in shard_jobs),
+            "input_tokens": sum(j["input_tokens"] for j in shard_jobs),
+            "output_tokens": sum(j["output_tokens"] for j in shard_jobs),
+            "job_table": dg.MetadataValue.md(
+                "| shard | job | status | ok | errors | input tokens | output tokens | seconds |\n"
+                "|---|---|---|---|---|---|---|---|\n" + rows
+            ),
+            "jobs_uri": dg.MetadataValue.path(layout.uri(layout.jobs_summary_key)),
+        }
+    )
+
+
+@dg.graph_asset(
+    partitions_def=inputs_partitions,
+    backfill_policy=BACKFILL,
+    group_name=GROUP,
+    kinds={"bedrock", "s3"},
+    ins={"jsonl_shards": dg.AssetIn(dagster_type=dg.Nothing)},
+)
+def batch_job_outputs(jsonl_shards):
+    """One Amazon Bedrock batch inference job per shard, submitted exactly once and waited on.
+    Outputs land under `outputs/<partition>/<shard>/<jobId>/`; the job list is in
+    `jobs/<partition>/jobs.json`."""
+    return summarize_shard_jobs(plan_shard_jobs(start=jsonl_shards).map(run_shard_job).collect())
+
+
+# --------------------------------------------------------------------------------------------
+@dg.asset(
+    partitions_def=inputs_partitions,
+    backfill_policy=BACKFILL,
+    group_name=GROUP,
+    kinds={"s3", "polars"},
+    deps=[batch_job_outputs],
+    check_specs=[
+        dg.AssetCheckSpec("every_row_answered_once", asset="joined_results"),
+        dg.AssetCheckSpec("error_rate_below_threshold", asset="joined_results"),
+        dg.AssetCheckSpec("no_duplicate_answers", asset="joined_results"),
+    ],
+)
+def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -> dg.MaterializeResult:
+    """Every input row with its model answer (or embedding), token counts, and the error for
+    records that failed: Bedrock's `.jsonl.out` files parsed and left-joined onto the records,
+    written to `results/<partition>/results.parquet`."""
+    partition = context.partition_key
+    batch, _ = split_partition_key(partition)
+    spec = get_spec(batch)
+    provider = providers.provider_for(spec.model_id)
+    layout = storage.layout(partition)
+    s3 = storage.client()
+    opts = storage.polars_options()
+    summary = get_json(s3, layout.bucket, layout.jobs_summary_key)
+    if not summary:
+        raise dg.Failure(f"no job summary at {layout.uri(layout.jobs_summary_key)}; materialize batch_job_outputs first")
+    out_uris = [
+        layout.uri(obj["Key"])
+        for job in summary["jobs"]
+        for obj in list_keys(s3, layout.bucket, job["output_prefix"])
+        if obj["Key"].endswith(".jsonl.out")
+    ]
+    outputs = results.read_outputs(out_uris, provider, storage_options=opts)
+    record_table = pl.scan_parquet(layout.uri(layout.records_key), storage_options=opts)
+    joined = results.join_results(record_table, outputs).collect()
+    joined.write_parquet(layout.uri(layout.results_key), storage_options=opts)
+
+    raw_rows = record_table.select(pl.len()).collect().item()
+    stats = results.summarize(joined)
+    answered = stats["succeeded"] + stats["failed"]
+    error_rate = stats["failed"] / raw_rows if raw_rows else 0.0
+    same_ids = joined.height == raw_rows and joined.get_column("record_id").n_unique() == raw_rows
+    checks = [
+        dg.AssetCheckResult(
+            check_name="every_row_answered_once",
+            passed=same_ids and stats["missing"] == 0,
+            metadata={"input_rows": raw_rows, "result_rows": joined.height, "missing": stats["missing"], "answered": answered},
+        ),
+        dg.AssetCheckResult(
+            check_name="error_rate_below_threshold",
+            passed=error_rate <= spec.max_error_rate,
+            metadata={"error_rate": round(error_rate, 6), "threshold": spec.max_error_rate, "failed": stats["failed"]},
+        ),
+        dg.AssetCheckResult(
+            check_name="no_duplicate_answers",
+            passed=stats["duplicates"] == 0,
+            metadata={"duplicate_output_lines": stats["duplicates"]},
+        ),
+    ]
+    context.log.info(f"{partition}: {joined.height} rows, {stats['succeeded']} answered, {stats['failed']} errors")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": joined.height,
+            "succeeded": stats["succeeded"],
+            "failed": stats["failed"],
+            "missing": stats["missing"],
+            "input_tokens": stats["input_tokens"],
+            "output_tokens": stats["output_tokens"],
+            "results_uri": dg.MetadataValue.path(layout.uri(layout.results_key)),
+            "preview": _preview(joined.drop("embedding", strict=False)),
+        },
+        check_results=checks,
+    )
+
+
+all_assets = [raw_dataset, jsonl_shards, batch_job_outputs, joined_results]

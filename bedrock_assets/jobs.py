@@ -1,0 +1,225 @@
+"""Bedrock batch jobs for shards: deterministic identities, exactly-once submission, waiting.
+
+Never pay twice: a job's name and clientRequestToken derive from (partition, shard content hash,
+attempt), and before creating we look the job up by name. A step that crashed at any line —
+before the create call, during it, after Bedrock accepted it — finds the job on its next try and
+re-attaches instead of creating a second one. If the lookup misses a job that was just created
+(listing can lag), the create call replays the same clientRequestToken, which Bedrock treats as
+the same request (facts §1.1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+import re
+import time
+from typing import Any, Callable
+
+IN_FLIGHT = frozenset({"Submitted", "Validating", "Scheduled", "InProgress", "Stopping"})
+TERMINAL = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
+# Terminal states that produced no usable answers worth re-attaching to: a new attempt is made.
+RETRYABLE_END = frozenset({"Failed", "Expired"})
+
+_JOB_NAME = re.compile(r"^[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9+\-.]){0,63}$")
+_MAX_JOB_NAME = 63
+
+Log = Callable[[str], None]
+
+
+def _slug(text: str, limit: int) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:limit].strip("-") or "x"
+
+
+@dataclasses.dataclass(frozen=True)
+class JobIdentity:
+    """What makes a job *this* job: same identity -> same Bedrock job, never a second one."""
+
+    partition: str
+    shard_name: str
+    shard_sha256: str
+    attempt: int = 1
+
+    @property
+    def name_prefix(self) -> str:
+        # `ba-<partition slug>-<shard no>-<content hash>-`: the attempt suffix follows. Content
+        # hash in the name means a changed input gets new jobs, an unchanged one re-attaches.
+        shard_no = re.sub(r"\D", "", self.shard_name)[-5:] or "0"
+        return f"ba-{_slug(self.partition, 28)}-s{shard_no}-{self.shard_sha256[:12]}-a"
+
+    @property
+    def job_name(self) -> str:
+        name = f"{self.name_prefix}{self.attempt}"
+        assert len(name) <= _MAX_JOB_NAME and _JOB_NAME.match(name), name
+        return name
+
+    @property
+    def client_request_token(self) -> str:
+        # Alphanumeric only (facts §1.1 token regex); 64 hex chars fit the 256 limit.
+        raw = f"{self.partition}\n{self.shard_name}\n{self.shard_sha256}\n{self.attempt}"
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    def next_attempt(self) -> "JobIdentity":
+        return dataclasses.replace(self, attempt=self.attempt + 1)
+
+
+def job_id_from_arn(job_arn: str) -> str:
+    """The 12-character job id Bedrock uses as the output folder name (facts §4)."""
+    return job_arn.rsplit("/", 1)[-1]
+
+
+def list_jobs_named(client: Any, name_prefix: str) -> list[dict]:
+    """Every job whose name starts with `name_prefix` (ListModelInvocationJobs is paginated)."""
+    found: list[dict] = []
+    paginator = client.get_paginator("list_model_invocation_jobs")
+    for page in paginator.paginate(nameContains=name_prefix):
+        for summary in page.get("invocationJobSummaries", []):
+            if summary.get("jobName", "").startswith(name_prefix):
+                found.append(summary)
+    return found
+
+
+def _attempt_of(summary: dict, name_prefix: str) -> int:
+    suffix = summary["jobName"][len(name_prefix):]
+    return int(suffix) if suffix.isdigit() else 0
+
+
+def resolve_attempt(identity: JobIdentity, existing: list[dict]) -> tuple[JobIdentity, dict | None]:
+    """Pick the attempt to use given the shard's existing jobs.
+
+    The latest attempt is re-attached unless it ended Failed/Expired, in which case the next
+    attempt number is used (a new job is only created for that new identity).
+    """
+    prefix = identity.name_prefix
+    ours = [s for s in existing if _attempt_of(s, prefix) > 0]
+    if not ours:
+        return identity, None
+    latest = max(ours, key=lambda s: _attempt_of(s, prefix))
+    attempt = _attempt_of(latest, prefix)
+    current = dataclasses.replace(identity, attempt=attempt)
+    if latest.get("status") in RETRYABLE_END:
+        return current.next_attempt(), None
+    return current, latest
+
+
+@dataclasses.dataclass
+class Backoff:
+    """Full-jitter exponential backoff (AWS architecture blog): spreads competing clients apart."""
+
+    base: float = 1.0
+    cap: float = 60.0
+    rng: random.Random = dataclasses.field(default_factory=random.Random)
+    tries: int = 0
+
+    def next_delay(self) -> float:
+        self.tries += 1
+        return self.rng.uniform(0, min(self.cap, self.base * 2 ** min(self.tries, 16)))
+
+
+def create_job(
+    client: Any,
+    identity: JobIdentity,
+    *,
+    model_id: str,
+    role_arn: str,
+    input_uri: str,
+    output_uri: str,
+    timeout_hours: int,
+    invocation_type: str = "InvokeModel",
+    tags: dict[str, str] | None = None,
+    log: Log = print,
+    sleep: Callable[[float], None] = time.sleep,
+    backoff: Backoff | None = None,
+    max_wait_seconds: float = 24 * 3600,
+) -> str:
+    """CreateModelInvocationJob, waiting out throttling and the in-flight quota.
+
+    ThrottlingException and ServiceQuotaExceededException mean "not now" (another client may
+    hold the quota), so they are retried with jittered backoff and never fail the run by
+    themselves — up to `max_wait_seconds`.
+    """
+    backoff = backoff or Backoff()
+    request: dict[str, Any] = {
+        "jobName": identity.job_name,
+        "clientRequestToken": identity.client_request_token,
+        "roleArn": role_arn,
+        "modelId": model_id,
+        "inputDataConfig": {"s3InputDataConfig": {"s3Uri": input_uri, "s3InputFormat": "JSONL"}},
+        "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": output_uri}},
+        "timeoutDurationInHours": timeout_hours,
+    }
+    if invocation_type != "InvokeModel":
+        request["modelInvocationType"] = invocation_type
+    if tags:
+        request["tags"] = [{"key": k, "value": v} for k, v in sorted(tags.items())]
+    started = time.monotonic()
+    while True:
+        try:
+            return client.create_model_invocation_job(**request)["jobArn"]
+        except (client.exceptions.ThrottlingException, client.exceptions.ServiceQuotaExceededException) as exc:
+            waited = time.monotonic() - started
+            if waited > max_wait_seconds:
+                raise
+            delay = backoff.next_delay()
+            code = exc.response.get("Error", {}).get("Code", type(exc).__name__)
+            log(f"{identity.job_name}: {code} on create, retrying in {delay:.1f}s (waited {waited:.0f}s)")
+            sleep(delay)
+
+
+def submit_once(client: Any, identity: JobIdentity, log: Log = print, **create_kwargs: Any) -> tuple[str, JobIdentity, bool]:
+    """Re-attach to this shard's job if Bedrock has it, else create it. Returns (arn, identity, created)."""
+    existing = list_jobs_named(client, identity.name_prefix)
+    identity, attach_to = resolve_attempt(identity, existing)
+    if attach_to is not None:
+        log(
+            f"{identity.shard_name}: re-attaching to existing job {attach_to['jobName']} "
+            f"({attach_to.get('status')}) instead of creating one"
+        )
+        return attach_to["jobArn"], identity, False
+    arn = create_job(client, identity, log=log, **create_kwargs)
+    log(f"{identity.shard_name}: created job {identity.job_name} -> {arn}")
+    return arn, identity, True
+
+
+def describe(client: Any, job_arn: str) -> dict:
+    job = client.get_model_invocation_job(jobIdentifier=job_arn)
+    job.pop("ResponseMetadata", None)
+    return job
+
+
+def progress_line(job: dict) -> str:
+    total = job.get("totalRecordCount") or 0
+    done = job.get("processedRecordCount") or 0
+    errors = job.get("errorRecordCount") or 0
+    # Counts read 0 while Validating (facts §7.5): say "?" rather than a misleading 0/0.
+    of = f"{done}/{total}" if total else "?/?"
+    return f"{job.get('jobName', job_id_from_arn(job['jobArn']))}: {job.get('status')} {of} records, {errors} errors"
+
+
+def wait_for_job(
+    client: Any,
+    job_arn: str,
+    *,
+    poll_seconds: float,
+    log: Log = print,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict:
+    """Poll GetModelInvocationJob until a terminal status (botocore ships no waiter for these).
+
+    Polls start fast and back off to `poll_seconds`; a line is logged whenever status or record
+    counts change so a stalled job is visible in the run log.
+    """
+    delay = min(1.0, poll_seconds)
+    last = None
+    while True:
+        job = describe(client, job_arn)
+        line = progress_line(job)
+        if line != last:
+            log(line)
+            last = line
+        if job.get("status") in TERMINAL:
+            return job
+        sleep(delay)
+        delay = min(poll_seconds, delay * 2)

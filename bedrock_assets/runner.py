@@ -1,0 +1,43 @@
+"""Run the pipeline for a partition from Python (the demo, the CLI and tests use this).
+
+Runs go through `execute_job` on a reconstructable job with the multiprocess executor, so the
+`bedrock_batch` pool is honoured exactly as in `dagster dev` (the in-process executor is serial
+and the ephemeral instance ignores pools).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+
+def bedrock_batch_job() -> dg.JobDefinition:
+    from bedrock_assets.definitions import JOB_NAME, defs
+
+    return defs.resolve_job_def(JOB_NAME)
+
+
+def register_partitions(instance: dg.DagsterInstance, keys: list[str]) -> None:
+    from bedrock_assets.partitions import inputs_partitions
+
+    instance.add_dynamic_partitions(inputs_partitions.name, sorted(set(keys)))
+
+
+def materialize_partition(
+    instance: dg.DagsterInstance,
+    partition_key: str,
+    *,
+    raise_on_error: bool = False,
+    tags: dict[str, str] | None = None,
+) -> dg.DagsterRun:
+    """Materialize all four assets (and their checks) for one partition; returns the finished run."""
+    register_partitions(instance, [partition_key])
+    with dg.execute_job(
+        dg.reconstructable(bedrock_batch_job),
+        instance=instance,
+        tags={"dagster/partition": partition_key, **(tags or {})},
+        raise_on_error=raise_on_error,
+    ) as result:
+        run_id = result.run_id
+    run = instance.get_run_by_id(run_id)
+    assert run is not None
+    return run

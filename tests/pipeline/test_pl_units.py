@@ -1,0 +1,155 @@
+"""Pure helpers of the orchestration layer: job identities, attempts, sensor cursor, layout."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from bedrock_assets.jobs import Backoff, JobIdentity, job_id_from_arn, resolve_attempt
+from bedrock_assets.sensors import InputCursor, classify, select_new
+from bedrock_assets.storage import PartitionKeyError, PartitionLayout, check_input_name, split_partition_key
+
+JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9+\-.]){0,63}$")
+SHA = "0123456789abcdef" * 4
+
+
+@pytest.mark.parametrize(
+    "partition",
+    ["jokes/topics.csv", "cot/train", "a/" + "x" * 120, "UPPER_case/Some.File-Name_v2.parquet"],
+)
+def test_job_identity_is_a_legal_deterministic_bedrock_name(partition):
+    one = JobIdentity(partition, "shard-00012.jsonl", SHA)
+    two = JobIdentity(partition, "shard-00012.jsonl", SHA)
+    assert one.job_name == two.job_name and one.client_request_token == two.client_request_token
+    assert len(one.job_name) <= 63 and JOB_NAME_RE.match(one.job_name)
+    assert re.fullmatch(r"[a-f0-9]{64}", one.client_request_token)
+    assert one.job_name.startswith(one.name_prefix) and one.job_name.endswith("-a1")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        dict(shard_sha256="f" * 64),
+        dict(attempt=2),
+        dict(partition="jokes/other.csv"),
+        dict(shard_name="shard-00013.jsonl"),
+    ],
+)
+def test_any_change_of_identity_gives_a_new_token(change):
+    base = JobIdentity("jokes/topics.csv", "shard-00012.jsonl", SHA)
+    other = JobIdentity(**{**base.__dict__, **change})
+    assert other.client_request_token != base.client_request_token
+
+
+def _summary(identity, attempt, status):
+    return {"jobName": f"{identity.name_prefix}{attempt}", "status": status, "jobArn": f"arn-{attempt}"}
+
+
+@pytest.mark.parametrize(
+    "existing, want_attempt, attach",
+    [
+        ([], 1, False),
+        ([(1, "InProgress")], 1, True),
+        ([(1, "Completed")], 1, True),
+        ([(1, "Failed")], 2, False),
+        ([(1, "Failed"), (2, "Scheduled")], 2, True),
+        ([(1, "Expired"), (2, "Failed")], 3, False),
+        ([(1, "Stopped")], 1, True),
+    ],
+)
+def test_resolve_attempt_reattaches_or_moves_on(existing, want_attempt, attach):
+    identity = JobIdentity("jokes/topics.csv", "shard-00000.jsonl", SHA)
+    summaries = [_summary(identity, a, s) for a, s in existing]
+    chosen, attach_to = resolve_attempt(identity, summaries)
+    assert chosen.attempt == want_attempt
+    assert (attach_to is not None) == attach
+
+
+def test_backoff_is_jittered_and_capped():
+    import random
+
+    backoff = Backoff(base=1.0, cap=8.0, rng=random.Random(1))
+    delays = [backoff.next_delay() for _ in range(50)]
+    assert all(0 <= d <= 8.0 for d in delays)
+    assert len(set(round(d, 6) for d in delays)) > 40  # jittered, not a fixed schedule
+
+
+def test_job_id_from_arn():
+    arn = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghijkl"
+    assert job_id_from_arn(arn) == "abcdefghijkl"
+
+
+@pytest.mark.parametrize("key", ["jokes", "/x", "jokes/", "a/b/c"[:0]])
+def test_bad_partition_keys(key):
+    with pytest.raises(PartitionKeyError):
+        split_partition_key(key)
+
+
+@pytest.mark.parametrize("name, ok", [("topics.csv", True), ("a b.csv", False), ("x,y.csv", False), ("train", True), (".hidden", False)])
+def test_input_names(name, ok):
+    if ok:
+        assert check_input_name(name) == name
+    else:
+        with pytest.raises(PartitionKeyError):
+            check_input_name(name)
+
+
+def test_layout_keys_are_under_the_partition():
+    layout = PartitionLayout("bkt", "jokes/topics.csv")
+    assert layout.uri(layout.records_key) == "s3://bkt/records/jokes/topics.csv/records.parquet"
+    assert layout.outputs_prefix("shard-00001.jsonl") == "outputs/jokes/topics.csv/shard-00001/"
+    assert layout.batch == "jokes" and layout.input_name == "topics.csv"
+
+
+T0 = dt.datetime(2026, 11, 24, 12, 0, 0, tzinfo=dt.timezone.utc)
+
+
+def _obj(key, second, etag="e1"):
+    return {"Key": key, "LastModified": T0 + dt.timedelta(seconds=second), "ETag": f'"{etag}"'}
+
+
+def test_cursor_first_tick_takes_everything_and_second_nothing():
+    objs = [_obj("inputs/jokes/a.csv", 0), _obj("inputs/jokes/b.csv", 1)]
+    fresh, cur = select_new(objs, InputCursor())
+    assert [o["Key"] for o in fresh] == ["inputs/jokes/a.csv", "inputs/jokes/b.csv"]
+    again, cur2 = select_new(objs, InputCursor.parse(cur.dump()))
+    assert again == [] and cur2 == cur
+
+
+def test_cursor_keeps_files_landing_in_the_same_second():
+    first = [_obj("inputs/jokes/a.csv", 5)]
+    _, cur = select_new(first, InputCursor())
+    later = first + [_obj("inputs/jokes/b.csv", 5)]  # same second as the newest seen
+    fresh, cur2 = select_new(later, cur)
+    assert [o["Key"] for o in fresh] == ["inputs/jokes/b.csv"]
+    assert select_new(later, cur2)[0] == []
+
+
+def test_cursor_sees_a_reupload_with_new_content():
+    _, cur = select_new([_obj("inputs/jokes/a.csv", 5, "e1")], InputCursor())
+    fresh, _ = select_new([_obj("inputs/jokes/a.csv", 5, "e2")], cur)
+    assert len(fresh) == 1 and fresh[0]["ETag"] == '"e2"'
+
+
+@pytest.mark.parametrize(
+    "key, ok",
+    [
+        ("inputs/jokes/a.csv", True),
+        ("inputs/jokes/a.parquet", True),
+        ("inputs/jokes/a.JSONL", True),
+        ("inputs/nope/a.csv", False),
+        ("inputs/jokes/a.xlsx", False),
+        ("inputs/jokes/", False),
+        ("inputs/jokes/sub/a.csv", False),
+        ("inputs/jokes/a b.csv", False),
+    ],
+)
+def test_classify(key, ok):
+    found, reason = classify({"Key": key, "ETag": '"abc"'}, {"jokes"})
+    assert (found is not None) == ok
+    if ok:
+        assert found.partition == "jokes/" + key.rsplit("/", 1)[-1] and found.run_key.endswith(":abc")
+    else:
+        assert reason and key in reason
