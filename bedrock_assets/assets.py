@@ -10,8 +10,8 @@ the others; with one run each, a partial backfill failure leaves the other parti
 materialized, and the `bedrock_batch` pool still caps jobs in flight across all the runs.
 """
 
-from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +23,7 @@ from bedrock_assets import jobs, providers, records, results, shards
 from bedrock_assets.partitions import inputs_partitions
 from bedrock_assets.resources import BedrockBatch, ProjectStorage
 from bedrock_assets.settings import BEDROCK_POOL
-from bedrock_assets.specs import get_spec
+from bedrock_assets.specs import SpecError, get_spec
 from bedrock_assets.storage import get_json, list_keys, put_json, split_partition_key
 
 GROUP = "bedrock_batch"
@@ -43,9 +43,29 @@ def _preview(df: pl.DataFrame, rows: int = 5, width: int = 80) -> dg.MetadataVal
     return dg.MetadataValue.md("\n".join(lines))
 
 
+@contextlib.contextmanager
+def bad_input_fails_cleanly():
+    """Bad input (spec, model, file, row) fails the step with its own message and no retry:
+    re-running cannot fix it, and the message already names the file, row and column."""
+    try:
+        yield
+    except (SpecError, providers.ProviderError, records.RecordsError, shards.InputValidationError) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None
+
+
 def console_url(region: str, job_arn: str) -> str:
     job_id = jobs.job_id_from_arn(job_arn)
     return f"https://{region}.console.aws.amazon.com/bedrock/home?region={region}#/batch-inference/{job_id}"
+
+
+def _load_records(spec, input_name: str, layout, opts: dict) -> pl.LazyFrame:
+    if spec.is_hf:
+        frame = records.read_hf_split(spec.hf_dataset, input_name, config=spec.hf_config, max_rows=spec.max_rows).lazy()
+    else:
+        frame = records.read_input(layout.uri(layout.input_key), storage_options=opts)
+        if spec.max_rows:
+            frame = frame.head(spec.max_rows)
+    return records.assign_record_ids(frame, spec.id_column)
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,28 +80,26 @@ def raw_dataset(context: dg.AssetExecutionContext, storage: ProjectStorage) -> d
     `record_id`, stored as Parquet at `records/<partition>/records.parquet`."""
     partition = context.partition_key
     batch, name = split_partition_key(partition)
-    spec = get_spec(batch)
+    with bad_input_fails_cleanly():
+        spec = get_spec(batch)
+        table = _load_records(spec, name, storage.layout(partition), storage.polars_options())
     layout = storage.layout(partition)
     opts = storage.polars_options()
-    if spec.is_hf:
-        source = f"hf://{spec.hf_dataset}[{name}]"
-        frame = records.read_hf_split(spec.hf_dataset, name, config=spec.hf_config, max_rows=spec.max_rows).lazy()
-    else:
-        source = layout.uri(layout.input_key)
-        frame = records.read_input(source, storage_options=opts)
-        if spec.max_rows:
-            frame = frame.head(spec.max_rows)
-    frame = records.assign_record_ids(frame, spec.id_column)
-    table = frame.collect()
-    table.write_parquet(layout.uri(layout.records_key), storage_options=opts)
-    context.log.info(f"{source}: {table.height} rows -> {layout.uri(layout.records_key)}")
+    source = f"hf://{spec.hf_dataset}[{name}]" if spec.is_hf else layout.uri(layout.input_key)
+    records_uri = layout.uri(layout.records_key)
+    with bad_input_fails_cleanly():
+        # Streamed: memory stays flat however large the input (duplicate ids surface here).
+        table.sink_parquet(records_uri, storage_options=opts)
+    written = pl.scan_parquet(records_uri, storage_options=opts)
+    rows = written.select(pl.len()).collect().item()
+    context.log.info(f"{source}: {rows} rows -> {records_uri}")
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": table.height,
+            "dagster/row_count": rows,
             "source": source,
-            "records_uri": dg.MetadataValue.path(layout.uri(layout.records_key)),
-            "columns": [f"{c}: {t}" for c, t in table.schema.items()],
-            "preview": _preview(table),
+            "records_uri": dg.MetadataValue.path(records_uri),
+            "columns": [f"{c}: {t}" for c, t in written.collect_schema().items()],
+            "preview": _preview(written.head(5).collect()),
         }
     )
 
@@ -101,27 +119,22 @@ def jsonl_shards(context: dg.AssetExecutionContext, storage: ProjectStorage) -> 
     Validates every row before anything is written: bad input fails here, before any spend."""
     partition = context.partition_key
     batch, _ = split_partition_key(partition)
-    spec = get_spec(batch)
-    provider = providers.provider_for(spec.model_id)
+    with bad_input_fails_cleanly():
+        spec = get_spec(batch)
+        provider = providers.for_spec(spec)
     layout = storage.layout(partition)
     opts = storage.polars_options()
     source = layout.uri(layout.input_key) if not spec.is_hf else f"hf://{spec.hf_dataset}[{layout.input_name}]"
     table = pl.scan_parquet(layout.uri(layout.records_key), storage_options=opts)
-    shards.validate(table, spec, provider, source)
-    lines = shards.render_lines(table, spec, provider)
     s3 = storage.client()
     with tempfile.TemporaryDirectory(prefix="bedrock-shards-") as tmp:
-        infos = shards.write_shards(
-            lines,
-            Path(tmp),
-            max_records=spec.max_records_per_job,
-            min_records=spec.min_records_per_job,
-            max_bytes=spec.max_bytes_per_file,
-        )
+        # Validates every row first: a bad input raises here, before any shard or job exists.
+        with bad_input_fails_cleanly():
+            infos = shards.write_shards(table, spec, provider, tmp, source)
         for info in infos:
             s3.upload_file(str(Path(tmp) / info.name), layout.bucket, layout.shard_key(info.name))
     shard_docs = [
-        {**info.as_dict(), "key": layout.shard_key(info.name), "uri": layout.uri(layout.shard_key(info.name))}
+        {**info.to_dict(), "key": layout.shard_key(info.name), "uri": layout.uri(layout.shard_key(info.name))}
         for info in infos
     ]
     total = sum(s["records"] for s in shard_docs)
@@ -305,57 +318,63 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
     partition = context.partition_key
     batch, _ = split_partition_key(partition)
     spec = get_spec(batch)
-    provider = providers.provider_for(spec.model_id)
+    provider = providers.for_spec(spec)
     layout = storage.layout(partition)
     s3 = storage.client()
     opts = storage.polars_options()
     summary = get_json(s3, layout.bucket, layout.jobs_summary_key)
-    if not summary:
+    manifest = get_json(s3, layout.bucket, layout.shards_manifest_key)
+    if not summary or not manifest:
         raise dg.Failure(f"no job summary at {layout.uri(layout.jobs_summary_key)}; materialize batch_job_outputs first")
     out_uris = [
         layout.uri(obj["Key"])
         for job in summary["jobs"]
         for obj in list_keys(s3, layout.bucket, job["output_prefix"])
-        if obj["Key"].endswith(".jsonl.out")
+        if obj["Key"].endswith(".out")
     ]
-    outputs = results.read_outputs(out_uris, provider, storage_options=opts)
-    record_table = pl.scan_parquet(layout.uri(layout.records_key), storage_options=opts)
-    joined = results.join_results(record_table, outputs).collect()
-    joined.write_parquet(layout.uri(layout.results_key), storage_options=opts)
-
-    raw_rows = record_table.select(pl.len()).collect().item()
-    stats = results.summarize(joined)
-    answered = stats["succeeded"] + stats["failed"]
-    error_rate = stats["failed"] / raw_rows if raw_rows else 0.0
-    same_ids = joined.height == raw_rows and joined.get_column("record_id").n_unique() == raw_rows
+    skipped = shards.empty_text(shards.text_parts(spec, provider)) if spec.skip_empty else None
+    with tempfile.TemporaryDirectory(prefix="bedrock-results-") as tmp:
+        local = Path(tmp) / "results.parquet"
+        stats = results.write_results(
+            layout.uri(layout.records_key), manifest["shards"], out_uris, provider, local,
+            skipped=skipped, storage_options=opts,
+        )
+        preview = pl.read_parquet(local, n_rows=5)
+        s3.upload_file(str(local), layout.bucket, layout.results_key)
+    tokens = results.read_manifests(out_uris, storage_options=opts)
+    raw_rows = pl.scan_parquet(layout.uri(layout.records_key), storage_options=opts).select(pl.len()).collect().item()
+    answered = stats.succeeded + stats.failed
+    error_rate = stats.failed / raw_rows if raw_rows else 0.0
     checks = [
         dg.AssetCheckResult(
             check_name="every_row_answered_once",
-            passed=same_ids and stats["missing"] == 0,
-            metadata={"input_rows": raw_rows, "result_rows": joined.height, "missing": stats["missing"], "answered": answered},
+            passed=stats.rows == raw_rows and stats.missing == 0,
+            metadata={"input_rows": raw_rows, "result_rows": stats.rows, "missing": stats.missing,
+                      "answered": answered, "skipped": stats.skipped},
         ),
         dg.AssetCheckResult(
             check_name="error_rate_below_threshold",
             passed=error_rate <= spec.max_error_rate,
-            metadata={"error_rate": round(error_rate, 6), "threshold": spec.max_error_rate, "failed": stats["failed"]},
+            metadata={"error_rate": round(error_rate, 6), "threshold": spec.max_error_rate, "failed": stats.failed},
         ),
         dg.AssetCheckResult(
             check_name="no_duplicate_answers",
-            passed=stats["duplicates"] == 0,
-            metadata={"duplicate_output_lines": stats["duplicates"]},
+            passed=stats.duplicates == 0 and stats.orphans == 0,
+            metadata={"duplicate_output_lines": stats.duplicates, "orphan_output_lines": stats.orphans},
         ),
     ]
-    context.log.info(f"{partition}: {joined.height} rows, {stats['succeeded']} answered, {stats['failed']} errors")
+    context.log.info(f"{partition}: {stats.rows} rows, {stats.succeeded} answered, {stats.failed} errors")
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": joined.height,
-            "succeeded": stats["succeeded"],
-            "failed": stats["failed"],
-            "missing": stats["missing"],
-            "input_tokens": stats["input_tokens"],
-            "output_tokens": stats["output_tokens"],
+            "dagster/row_count": stats.rows,
+            "succeeded": stats.succeeded,
+            "failed": stats.failed,
+            "skipped": stats.skipped,
+            "missing": stats.missing,
+            "input_tokens": tokens.input_tokens,
+            "output_tokens": tokens.output_tokens,
             "results_uri": dg.MetadataValue.path(layout.uri(layout.results_key)),
-            "preview": _preview(joined.drop("embedding", strict=False)),
+            "preview": _preview(preview.drop("embedding", strict=False)),
         },
         check_results=checks,
     )

@@ -28,12 +28,19 @@ def materialize_partition(
     *,
     raise_on_error: bool = False,
     tags: dict[str, str] | None = None,
+    in_process: bool = False,
 ) -> dg.DagsterRun:
-    """Materialize all four assets (and their checks) for one partition; returns the finished run."""
+    """Materialize all four assets (and their checks) for one partition; returns the finished run.
+
+    `in_process=True` runs every step in this process (faster to start, but steps run one at a
+    time and pools are not enforced); the default multiprocess executor is what `dagster dev` uses.
+    """
     register_partitions(instance, [partition_key])
+    run_config = {"execution": {"config": {"in_process": {}}}} if in_process else None
     with dg.execute_job(
         dg.reconstructable(bedrock_batch_job),
         instance=instance,
+        run_config=run_config,
         tags={"dagster/partition": partition_key, **(tags or {})},
         raise_on_error=raise_on_error,
     ) as result:

@@ -19,6 +19,7 @@ def emulator():
     from bedrock_assets.emulator import EmulatorConfig, run_emulator
 
     with run_emulator(EmulatorConfig(host="127.0.0.1", port=0, seed=0)) as emu:
+        emu.baseline_faults = emu.configure()  # restored after every test that changes them
         yield emu
 
 
@@ -43,7 +44,7 @@ def aws_env(emulator, monkeypatch, tmp_path):
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=bucket)
     yield SimpleNamespace(bucket=bucket, s3=s3, endpoint=emulator.endpoint_url, emulator=emulator, env=env)
-    emulator.configure(**emulator.default_faults())
+    emulator.configure(**emulator.baseline_faults)
 
 
 @pytest.fixture

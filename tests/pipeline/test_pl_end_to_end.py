@@ -1,0 +1,122 @@
+"""The whole flow on a real sqlite instance, multiprocess executor, against the emulator over HTTP."""
+
+from __future__ import annotations
+
+import math
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from bedrock_assets.runner import materialize_partition
+
+from .helpers import check_outcomes, failed_steps, jobs_for_bucket, put_input, read_json, read_results
+
+SPECS = """
+batches:
+  jokes:
+    model_id: anthropic.claude-3-haiku-20240307-v1:0
+    prompt: "Tell me a joke about {topic} in less than 50 words."
+    params: {max_tokens: 100}
+  jokes-small-jobs:
+    model_id: us.anthropic.claude-3-haiku-20240307-v1:0
+    prompt: "Tell me a joke about {topic}."
+    max_records_per_job: 150
+  bad-template:
+    model_id: anthropic.claude-3-haiku-20240307-v1:0
+    prompt: "Tell me a joke about {subject}."
+  embeddings:
+    model_id: amazon.titan-embed-text-v2:0
+    text_column: input_text
+    params: {dimensions: 256, normalize: true}
+"""
+
+
+def _topics(n: int) -> pl.DataFrame:
+    return pl.DataFrame({"topic": [f"topic number {i} with \"quotes\" and ünïcode" for i in range(n)], "n": list(range(n))})
+
+
+def test_text_partition_end_to_end(aws_env, write_specs, instance):
+    write_specs(SPECS)
+    frame = _topics(130)
+    key = put_input(aws_env, "jokes", "topics.csv", frame)
+    run = materialize_partition(instance, key, in_process=True)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, failed_steps(instance, run.run_id)
+
+    results = read_results(aws_env, key).sort("record_id")
+    assert results.height == frame.height
+    # Row by row: every input row is there once, with its own columns and an answer.
+    assert results.get_column("topic").to_list() == frame.get_column("topic").to_list()
+    # CSV cells are read as text (no type guessing: "007" stays "007").
+    assert results.get_column("n").to_list() == [str(i) for i in frame.get_column("n")]
+    assert results.get_column("record_id").to_list() == [f"R{i:010d}" for i in range(frame.height)]
+    assert results.get_column("status").to_list() == ["succeeded"] * frame.height
+    assert results.get_column("response").str.len_chars().min() > 0
+    assert results.get_column("input_tokens").min() > 0 and results.get_column("output_tokens").min() > 0
+    assert results.get_column("error_code").null_count() == frame.height
+
+    outcomes = check_outcomes(instance, run.run_id)
+    assert outcomes == {
+        "shard_limits_respected": True,
+        "every_row_answered_once": True,
+        "error_rate_below_threshold": True,
+        "no_duplicate_answers": True,
+    }
+    assert len(jobs_for_bucket(aws_env)) == 1
+
+
+def test_embedding_partition_end_to_end(aws_env, write_specs, instance):
+    write_specs(SPECS)
+    texts = [f"document {i} about {'cats' if i % 2 else 'databases'}" for i in range(120)]
+    frame = pl.DataFrame({"doc": list(range(120)), "input_text": texts})
+    key = put_input(aws_env, "embeddings", "docs.parquet", frame)
+    run = materialize_partition(instance, key, in_process=True)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, failed_steps(instance, run.run_id)
+    results = read_results(aws_env, key).sort("record_id")
+    assert results.get_column("input_text").to_list() == texts
+    vectors = results.get_column("embedding").to_list()
+    assert all(len(v) == 256 for v in vectors)
+    assert all(math.isclose(sum(x * x for x in v), 1.0, rel_tol=1e-3) for v in vectors)
+    assert results.get_column("input_tokens").min() > 0
+    assert all(check_outcomes(instance, run.run_id).values())
+
+
+def test_missing_template_column_fails_before_any_job(aws_env, write_specs, instance):
+    write_specs(SPECS)
+    key = put_input(aws_env, "bad-template", "topics.csv", _topics(120))
+    run = materialize_partition(instance, key, in_process=True)
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    failures = failed_steps(instance, run.run_id)
+    assert list(failures) == ["jsonl_shards"]
+    message = failures["jsonl_shards"]
+    assert "subject" in message and "topics.csv" in message
+    assert jobs_for_bucket(aws_env) == []
+
+
+def test_more_rows_than_a_job_takes_makes_several_jobs_that_all_join(aws_env, write_specs, instance):
+    write_specs(SPECS)
+    frame = _topics(350)
+    key = put_input(aws_env, "jokes-small-jobs", "topics.jsonl", frame)
+    run = materialize_partition(instance, key, in_process=True)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, failed_steps(instance, run.run_id)
+    manifest = read_json(aws_env, f"shards/{key}/manifest.json")
+    sizes = [s["records"] for s in manifest["shards"]]
+    assert len(sizes) == 3 and sum(sizes) == 350 and max(sizes) <= 150 and min(sizes) >= 100
+    jobs = jobs_for_bucket(aws_env)
+    assert len(jobs) == 3 and {j["status"] for j in jobs} == {"Completed"}
+    results = read_results(aws_env, key)
+    assert results.height == 350 and results.get_column("record_id").n_unique() == 350
+    assert results.filter(pl.col("status") == "succeeded").height == 350
+
+
+def test_rematerializing_an_unchanged_partition_creates_no_new_jobs(aws_env, write_specs, instance):
+    write_specs(SPECS)
+    key = put_input(aws_env, "jokes", "again.csv", _topics(110))
+    first = materialize_partition(instance, key, in_process=True)
+    assert first.status == dg.DagsterRunStatus.SUCCESS
+    arns = {j["jobArn"] for j in jobs_for_bucket(aws_env)}
+    second = materialize_partition(instance, key, in_process=True)
+    assert second.status == dg.DagsterRunStatus.SUCCESS
+    assert {j["jobArn"] for j in jobs_for_bucket(aws_env)} == arns
+    logs = " ".join(r.user_message for r in instance.all_logs(second.run_id))
+    assert "re-attaching to existing job" in logs
