@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from bedrock_assets import jobs, providers, records, results, shards
+from bedrock_assets import attempts, jobs, providers, records, results, shards
 from bedrock_assets.partitions import inputs_partitions
 from bedrock_assets.resources import BedrockBatch, ProjectStorage
 from bedrock_assets.settings import BEDROCK_POOL
@@ -193,92 +193,78 @@ def plan_shard_jobs(context: dg.OpExecutionContext, storage: ProjectStorage):
 
 @dg.op(pool=BEDROCK_POOL)
 def run_shard_job(context: dg.OpExecutionContext, bedrock: BedrockBatch, storage: ProjectStorage, shard: dict) -> dict:
-    """Submit (or re-attach to) the shard's Bedrock batch job and wait for it to end.
+    """Submit (or re-attach to) the shard's Bedrock batch job, wait for it, and see every record
+    answered: follow-up jobs for missing/transiently failed records, on-demand calls for a
+    remainder below Bedrock's minimum job size. Terminating the run stops the job in flight.
 
-    Holds one `bedrock_batch` pool slot while the job is in flight, so the pool limit is the
+    Holds one `bedrock_batch` pool slot while a job is in flight, so the pool limit is the
     Bedrock quota of submitted + in-progress jobs."""
     partition = context.partition_key
-    batch, _ = split_partition_key(partition)
-    spec = get_spec(batch)
-    layout = storage.layout(partition)
-    s3 = storage.client()
-    client = bedrock.client()
-    identity = jobs.JobIdentity(partition, shard["name"], shard["sha256"])
-    started = time.time()
-    arn, identity, created = jobs.submit_once(
-        client,
-        identity,
-        log=context.log.info,
-        model_id=spec.model_id,
+    spec = get_spec(split_partition_key(partition)[0])
+    run = attempts.ShardRun(
+        partition=partition,
+        shard=shard,
+        spec=spec,
+        provider=providers.for_spec(spec),
+        layout=storage.layout(partition),
         role_arn=bedrock.resolved_role_arn(),
-        input_uri=shard["uri"],
-        output_uri=layout.uri(layout.outputs_prefix(shard["name"])),
-        timeout_hours=spec.timeout_hours,
-        invocation_type=spec.invocation_type,
-        tags={"bedrock-assets/partition": partition, "bedrock-assets/shard": shard["name"]},
+        poll_seconds=bedrock.resolved_poll_seconds(),
+        backoff_cap=bedrock.resolved_backoff_cap(),
+        storage_options=storage.polars_options(),
+        log=context.log.info,
+        warn=context.log.warning,
     )
-    record = {
-        "shard": shard["name"],
-        "records": shard["records"],
-        "job_name": identity.job_name,
-        "attempt": identity.attempt,
-        "job_arn": arn,
-        "created_by_this_step": created,
-        "output_prefix": layout.outputs_prefix(shard["name"]) + jobs.job_id_from_arn(arn) + "/",
-    }
-    put_json(s3, layout.bucket, layout.job_record_key(shard["name"]), {**record, "status": "Submitted"})
-    job = jobs.wait_for_job(client, arn, poll_seconds=bedrock.resolved_poll_seconds(), log=context.log.info)
-    record.update(
-        status=job.get("status"),
-        message=job.get("message"),
-        total_records=job.get("totalRecordCount"),
-        success_records=job.get("successRecordCount"),
-        error_records=job.get("errorRecordCount"),
-        submit_time=str(job.get("submitTime")),
-        end_time=str(job.get("endTime")),
-        waited_seconds=round(time.time() - started, 1),
-    )
-    put_json(s3, layout.bucket, layout.job_record_key(shard["name"]), record)
-    if job.get("status") != "Completed":
-        raise dg.Failure(
-            description=f"shard {shard['name']}: Bedrock job {arn} ended {job.get('status')}: {job.get('message') or 'no message'}",
-            metadata={"shard": shard["name"], "job_arn": arn, "status": str(job.get("status"))},
-        )
+    started = time.time()
+    try:
+        record = attempts.drive_shard(run, bedrock.client(), bedrock.runtime_client(), storage.client())
+    except attempts.ShardJobFailed as exc:
+        raise dg.Failure(description=str(exc), metadata={"shard": shard["name"]}) from None
+    record["waited_seconds"] = round(time.time() - started, 1)
     return record
+
+
+def _job_rows(shard_jobs: list[dict], region: str) -> str:
+    rows = []
+    for shard in shard_jobs:
+        for a in shard["attempts"]:
+            if a["path"] == "batch":
+                link = f"[{jobs.job_id_from_arn(a['job_arn'])}]({console_url(region, a['job_arn'])})"
+            else:
+                link = "on-demand"
+            rows.append(
+                f"| {shard['shard']} | {a['attempt']} | {link} | {a.get('status')} | {a.get('success_records', a.get('records'))} "
+                f"| {a.get('error_records', 0)} | {a.get('input_tokens', '')} | {a.get('output_tokens', '')} "
+                f"| {a.get('queued_seconds', '')}{' STUCK' if a.get('stuck') else ''} |"
+            )
+    header = "| shard | attempt | job | status | ok | errors | input tokens | output tokens | queued s |\n|---|---|---|---|---|---|---|---|---|\n"
+    return header + "\n".join(rows)
 
 
 @dg.op
 def summarize_shard_jobs(context: dg.OpExecutionContext, bedrock: BedrockBatch, storage: ProjectStorage, shard_jobs: list[dict]) -> dg.MaterializeResult:
-    """Write the partition's job summary and report every job in the UI."""
+    """Write the partition's job summary and report every job (and follow-up) in the UI."""
     layout = storage.layout(context.partition_key)
     s3 = storage.client()
     shard_jobs = sorted(shard_jobs, key=lambda j: j["shard"])
-    manifests = []
-    for job in shard_jobs:
-        manifest = get_json(s3, layout.bucket, job["output_prefix"] + "manifest.json.out") or {}
-        job["input_tokens"] = manifest.get("inputTokenCount", 0)
-        job["output_tokens"] = manifest.get("outputTokenCount", 0)
-        manifests.append(manifest)
-    put_json(s3, layout.bucket, layout.jobs_summary_key, {"partition": context.partition_key, "jobs": shard_jobs})
-    region = bedrock.resolved_region()
-    rows = "\n".join(
-        f"| {j['shard']} | [{jobs.job_id_from_arn(j['job_arn'])}]({console_url(region, j['job_arn'])}) | {j['status']} "
-        f"| {j.get('success_records')} | {j.get('error_records')} | {j['input_tokens']} | {j['output_tokens']} "
-        f"| {j.get('waited_seconds')} |"
-        for j in shard_jobs
-    )
+    batch_attempts = [a for shard in shard_jobs for a in shard["attempts"] if a["path"] == "batch"]
+    for a in batch_attempts:
+        # Bedrock's own totals; embedding manifests may lack outputTokenCount (facts §4).
+        manifest = get_json(s3, layout.bucket, a["output_prefix"] + "manifest.json.out") or {}
+        a["input_tokens"] = manifest.get("inputTokenCount", 0)
+        a["output_tokens"] = manifest.get("outputTokenCount", 0)
+    put_json(s3, layout.bucket, layout.jobs_summary_key, {"partition": context.partition_key, "shards": shard_jobs})
+    stuck = [a["job_name"] for a in batch_attempts if a.get("stuck")]
     return dg.MaterializeResult(
         metadata={
-            "jobs": len(shard_jobs),
-            "jobs_created": sum(1 for j in shard_jobs if j["created_by_this_step"]),
-            "records_succeeded": sum(j.get("success_records") or 0 for j in shard_jobs),
-            "records_failed": sum(j.get("error_records") or 0 for j in shard_jobs),
-            "input_tokens": sum(j["input_tokens"] for j in shard_jobs),
-            "output_tokens": sum(j["output_tokens"] for j in shard_jobs),
-            "job_table": dg.MetadataValue.md(
-                "| shard | job | status | ok | errors | input tokens | output tokens | seconds |\n"
-                "|---|---|---|---|---|---|---|---|\n" + rows
-            ),
+            "shards": len(shard_jobs),
+            "jobs": len(batch_attempts),
+            "jobs_created": sum(1 for a in batch_attempts if a["created_by_this_step"]),
+            "follow_up_jobs": sum(1 for a in batch_attempts if a["attempt"] > 1),
+            "on_demand_records": sum(a.get("records", 0) for s in shard_jobs for a in s["attempts"] if a["path"] == "on-demand"),
+            "stuck_jobs": stuck,
+            "input_tokens": sum(a["input_tokens"] for a in batch_attempts),
+            "output_tokens": sum(a["output_tokens"] for a in batch_attempts),
+            "job_table": dg.MetadataValue.md(_job_rows(shard_jobs, bedrock.resolved_region())),
             "jobs_uri": dg.MetadataValue.path(layout.uri(layout.jobs_summary_key)),
         }
     )
@@ -328,8 +314,9 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
         raise dg.Failure(f"no job summary at {layout.uri(layout.jobs_summary_key)}; materialize batch_job_outputs first")
     out_uris = [
         layout.uri(obj["Key"])
-        for job in summary["jobs"]
-        for obj in list_keys(s3, layout.bucket, job["output_prefix"])
+        for shard in summary["shards"]
+        for attempt in shard["attempts"]
+        for obj in list_keys(s3, layout.bucket, attempt["output_prefix"])
         if obj["Key"].endswith(".out")
     ]
     skipped = shards.empty_text(shards.text_parts(spec, provider)) if spec.skip_empty else None

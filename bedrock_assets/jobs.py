@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import random
 import re
+import signal
 import time
 from typing import Any, Callable
 
 IN_FLIGHT = frozenset({"Submitted", "Validating", "Scheduled", "InProgress", "Stopping"})
+QUEUED = frozenset({"Submitted", "Validating", "Scheduled"})
 TERMINAL = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
-# Terminal states that produced no usable answers worth re-attaching to: a new attempt is made.
-RETRYABLE_END = frozenset({"Failed", "Expired"})
 
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9+\-.]){0,63}$")
 _MAX_JOB_NAME = 63
@@ -61,8 +62,11 @@ class JobIdentity:
         raw = f"{self.partition}\n{self.shard_name}\n{self.shard_sha256}\n{self.attempt}"
         return hashlib.sha256(raw.encode()).hexdigest()
 
-    def next_attempt(self) -> "JobIdentity":
-        return dataclasses.replace(self, attempt=self.attempt + 1)
+    def token_for_input(self, input_sha256: str) -> str:
+        """Token of a follow-up attempt: also bound to the exact records it resubmits."""
+        if input_sha256 == self.shard_sha256:
+            return self.client_request_token
+        return hashlib.sha256(f"{self.client_request_token}\n{input_sha256}".encode()).hexdigest()
 
 
 def job_id_from_arn(job_arn: str) -> str:
@@ -79,29 +83,6 @@ def list_jobs_named(client: Any, name_prefix: str) -> list[dict]:
             if summary.get("jobName", "").startswith(name_prefix):
                 found.append(summary)
     return found
-
-
-def _attempt_of(summary: dict, name_prefix: str) -> int:
-    suffix = summary["jobName"][len(name_prefix):]
-    return int(suffix) if suffix.isdigit() else 0
-
-
-def resolve_attempt(identity: JobIdentity, existing: list[dict]) -> tuple[JobIdentity, dict | None]:
-    """Pick the attempt to use given the shard's existing jobs.
-
-    The latest attempt is re-attached unless it ended Failed/Expired, in which case the next
-    attempt number is used (a new job is only created for that new identity).
-    """
-    prefix = identity.name_prefix
-    ours = [s for s in existing if _attempt_of(s, prefix) > 0]
-    if not ours:
-        return identity, None
-    latest = max(ours, key=lambda s: _attempt_of(s, prefix))
-    attempt = _attempt_of(latest, prefix)
-    current = dataclasses.replace(identity, attempt=attempt)
-    if latest.get("status") in RETRYABLE_END:
-        return current.next_attempt(), None
-    return current, latest
 
 
 @dataclasses.dataclass
@@ -133,6 +114,7 @@ def create_job(
     sleep: Callable[[float], None] = time.sleep,
     backoff: Backoff | None = None,
     max_wait_seconds: float = 24 * 3600,
+    client_request_token: str | None = None,
 ) -> str:
     """CreateModelInvocationJob, waiting out throttling and the in-flight quota.
 
@@ -143,7 +125,7 @@ def create_job(
     backoff = backoff or Backoff()
     request: dict[str, Any] = {
         "jobName": identity.job_name,
-        "clientRequestToken": identity.client_request_token,
+        "clientRequestToken": client_request_token or identity.client_request_token,
         "roleArn": role_arn,
         "modelId": model_id,
         "inputDataConfig": {"s3InputDataConfig": {"s3Uri": input_uri, "s3InputFormat": "JSONL"}},
@@ -168,19 +150,15 @@ def create_job(
             sleep(delay)
 
 
-def submit_once(client: Any, identity: JobIdentity, log: Log = print, **create_kwargs: Any) -> tuple[str, JobIdentity, bool]:
-    """Re-attach to this shard's job if Bedrock has it, else create it. Returns (arn, identity, created)."""
-    existing = list_jobs_named(client, identity.name_prefix)
-    identity, attach_to = resolve_attempt(identity, existing)
-    if attach_to is not None:
-        log(
-            f"{identity.shard_name}: re-attaching to existing job {attach_to['jobName']} "
-            f"({attach_to.get('status')}) instead of creating one"
-        )
-        return attach_to["jobArn"], identity, False
-    arn = create_job(client, identity, log=log, **create_kwargs)
-    log(f"{identity.shard_name}: created job {identity.job_name} -> {arn}")
-    return arn, identity, True
+# Fault injection for the crash tests: `BEDROCK_ASSETS_CRASH_AT=after-create` kills this process
+# with SIGKILL at that line — the worst moment, Bedrock has accepted the job and we have recorded
+# nothing. Unset (always, outside tests) it does nothing.
+CRASH_ENV = "BEDROCK_ASSETS_CRASH_AT"
+
+
+def crash_point(name: str) -> None:
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def describe(client: Any, job_arn: str) -> dict:
@@ -198,28 +176,73 @@ def progress_line(job: dict) -> str:
     return f"{job.get('jobName', job_id_from_arn(job['jobArn']))}: {job.get('status')} {of} records, {errors} errors"
 
 
+@dataclasses.dataclass
+class WaitOutcome:
+    job: dict
+    scheduled_seconds: float  # time we saw the job sitting in Submitted/Validating/Scheduled
+    stuck: bool  # it sat there longer than the configured threshold
+
+
 def wait_for_job(
     client: Any,
     job_arn: str,
     *,
     poll_seconds: float,
     log: Log = print,
+    warn: Log | None = None,
+    stuck_after_seconds: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> dict:
+) -> WaitOutcome:
     """Poll GetModelInvocationJob until a terminal status (botocore ships no waiter for these).
 
     Polls start fast and back off to `poll_seconds`; a line is logged whenever status or record
-    counts change so a stalled job is visible in the run log.
+    counts change so a stalled job is visible in the run log. Bedrock gives no SLA for the queue
+    (facts §7.3): a job still queued after `stuck_after_seconds` is reported once as stuck.
     """
     delay = min(1.0, poll_seconds)
     last = None
+    started = time.monotonic()
+    queued_since: float | None = None
+    queued_total = 0.0
+    stuck = False
     while True:
         job = describe(client, job_arn)
+        now = time.monotonic()
         line = progress_line(job)
         if line != last:
             log(line)
             last = line
+        if job.get("status") in QUEUED:
+            queued_since = queued_since if queued_since is not None else now
+            queued_for = queued_total + (now - queued_since)
+            if stuck_after_seconds is not None and not stuck and queued_for > stuck_after_seconds:
+                stuck = True
+                (warn or log)(
+                    f"{job.get('jobName')}: still {job.get('status')} after {queued_for / 60:.1f} min "
+                    f"(threshold {stuck_after_seconds / 60:.1f} min); Bedrock gives no queue-time SLA"
+                )
+        elif queued_since is not None:
+            queued_total += now - queued_since
+            queued_since = None
         if job.get("status") in TERMINAL:
-            return job
+            if queued_since is not None:
+                queued_total += now - queued_since
+            return WaitOutcome(job, round(queued_total, 1), stuck)
         sleep(delay)
         delay = min(poll_seconds, delay * 2)
+
+
+def stop_job(client: Any, job_arn: str, *, log: Log = print, wait_seconds: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> dict:
+    """StopModelInvocationJob and wait (bounded) for Stopped; what it processed is billed and kept."""
+    try:
+        client.stop_model_invocation_job(jobIdentifier=job_arn)
+        log(f"{job_id_from_arn(job_arn)}: stop requested")
+    except client.exceptions.ConflictException:
+        pass  # already terminal: nothing to stop
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        job = describe(client, job_arn)
+        if job.get("status") in TERMINAL or time.monotonic() > deadline:
+            log(progress_line(job))
+            return job
+        sleep(0.5)

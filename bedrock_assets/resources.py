@@ -34,6 +34,11 @@ class BedrockBatch(dg.ConfigurableResource):
     )
     job_timeout_hours: int = Field(default=24, description="Default timeoutDurationInHours (24..168) when the spec sets none.")
     max_attempts: int = Field(default=8, description="botocore retry attempts (standard mode) per API call.")
+    create_backoff_cap_seconds: Optional[float] = Field(
+        default=None,
+        description="Longest jittered pause between CreateModelInvocationJob retries on throttling/quota; "
+        "unset: $BEDROCK_ASSETS_BACKOFF_CAP_SECONDS, then 60.",
+    )
 
     def resolved_region(self) -> str:
         return self.region_name or settings.region()
@@ -47,6 +52,13 @@ class BedrockBatch(dg.ConfigurableResource):
         import os
 
         return float(os.environ.get(settings.ENV_POLL_SECONDS) or settings.DEFAULT_POLL_SECONDS)
+
+    def resolved_backoff_cap(self) -> float:
+        if self.create_backoff_cap_seconds is not None:
+            return self.create_backoff_cap_seconds
+        import os
+
+        return float(os.environ.get("BEDROCK_ASSETS_BACKOFF_CAP_SECONDS") or 60.0)
 
     def _client(self, service: str) -> Any:
         config = Config(retries={"mode": "standard", "max_attempts": self.max_attempts})

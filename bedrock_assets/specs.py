@@ -49,6 +49,8 @@ class BatchSpec:
     skip_empty: bool = False  # drop rows whose text is empty/null instead of failing
     max_error_rate: float = 0.05  # asset check threshold on joined_results
     timeout_hours: int = 24  # Bedrock timeoutDurationInHours, 24..168
+    stuck_after_minutes: float = 360.0  # report a job still queued (Scheduled) after this long
+    max_record_attempts: int = 3  # tries per record (first job + follow-ups) for transient errors
     budget_usd: float | None = None
     # Hugging Face source: the partition's input name is the split.
     hf_dataset: str | None = None  # hub id, or a local dataset folder
@@ -98,6 +100,10 @@ def _parse_one(name: str, raw: Any, origin: str) -> BatchSpec:
         )
     if not 24 <= spec.timeout_hours <= 168:
         raise SpecError(f"{where}: timeout_hours must be 24..168 (Bedrock's range)")
+    if spec.max_record_attempts < 1:
+        raise SpecError(f"{where}: max_record_attempts must be >= 1")
+    if spec.stuck_after_minutes <= 0:
+        raise SpecError(f"{where}: stuck_after_minutes must be > 0")
     if not 0.0 <= spec.max_error_rate <= 1.0:
         raise SpecError(f"{where}: max_error_rate must be within 0..1")
     if spec.max_bytes_per_file > BEDROCK_MAX_FILE_BYTES:

@@ -119,4 +119,4 @@ def test_rematerializing_an_unchanged_partition_creates_no_new_jobs(aws_env, wri
     assert second.status == dg.DagsterRunStatus.SUCCESS
     assert {j["jobArn"] for j in jobs_for_bucket(aws_env)} == arns
     logs = " ".join(r.user_message for r in instance.all_logs(second.run_id))
-    assert "re-attaching to existing job" in logs
+    assert "reusing the outputs of completed job" in logs and "no new job created" in logs

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bedrock_assets.jobs import Backoff, JobIdentity, job_id_from_arn, resolve_attempt
+from bedrock_assets.jobs import Backoff, JobIdentity, job_id_from_arn
 from bedrock_assets.sensors import InputCursor, classify, select_new
 from bedrock_assets.storage import PartitionKeyError, PartitionLayout, check_input_name, split_partition_key
 
@@ -43,28 +43,11 @@ def test_any_change_of_identity_gives_a_new_token(change):
     assert other.client_request_token != base.client_request_token
 
 
-def _summary(identity, attempt, status):
-    return {"jobName": f"{identity.name_prefix}{attempt}", "status": status, "jobArn": f"arn-{attempt}"}
-
-
-@pytest.mark.parametrize(
-    "existing, want_attempt, attach",
-    [
-        ([], 1, False),
-        ([(1, "InProgress")], 1, True),
-        ([(1, "Completed")], 1, True),
-        ([(1, "Failed")], 2, False),
-        ([(1, "Failed"), (2, "Scheduled")], 2, True),
-        ([(1, "Expired"), (2, "Failed")], 3, False),
-        ([(1, "Stopped")], 1, True),
-    ],
-)
-def test_resolve_attempt_reattaches_or_moves_on(existing, want_attempt, attach):
-    identity = JobIdentity("jokes/topics.csv", "shard-00000.jsonl", SHA)
-    summaries = [_summary(identity, a, s) for a, s in existing]
-    chosen, attach_to = resolve_attempt(identity, summaries)
-    assert chosen.attempt == want_attempt
-    assert (attach_to is not None) == attach
+def test_follow_up_tokens_bind_the_resubmitted_records():
+    identity = JobIdentity("jokes/topics.csv", "shard-00000.jsonl", SHA, attempt=2)
+    assert identity.token_for_input(SHA) == identity.client_request_token
+    one, two = identity.token_for_input("a" * 64), identity.token_for_input("b" * 64)
+    assert one != two and re.fullmatch(r"[a-f0-9]{64}", one)
 
 
 def test_backoff_is_jittered_and_capped():

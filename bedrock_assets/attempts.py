@@ -1,0 +1,251 @@
+"""One shard's road to a full answer: the batch job, follow-up jobs, and the on-demand remainder.
+
+Every decision here is derived from Bedrock's state and the job outputs already in S3, never
+from local memory, so a step killed at any line and run again replays the same decisions and
+re-attaches to the same jobs (never pay twice):
+
+1. attempt k's job is looked up by its exact name (`...-a<k>`) and created only if absent;
+2. a job that ended Failed in an *earlier* run, or Expired (never started), is retried as
+   attempt k+1 with the same records; one that Failed in this run fails the step with its message;
+3. after a Completed / PartiallyCompleted / Stopped job, records with no output line or with a
+   transient error (throttling, 5xx, timeouts) go into attempt k+1 — a follow-up job holding just
+   those records, or, when they are fewer than Bedrock's minimum records per job, on-demand
+   InvokeModel/Converse calls; permanent errors (a 400: the body is wrong) are not retried;
+4. at most `spec.max_record_attempts` attempts per record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import polars as pl
+
+from bedrock_assets import jobs, results
+from bedrock_assets.storage import PartitionLayout, list_keys, put_json
+
+# Per-record error codes worth another try. Bedrock writes numbers (AWS example: 400) but other
+# producers write strings, so both spellings count (facts §4).
+TRANSIENT_CODES = frozenset(
+    {"408", "424", "429", "500", "502", "503", "504", "ThrottlingException", "ServiceUnavailableException",
+     "InternalServerException", "ModelTimeoutException", "ModelNotReadyException"}
+)
+
+Log = Callable[[str], None]
+
+
+class ShardJobFailed(Exception):
+    """A Bedrock job ended Failed in this run: the message is Bedrock's, plus shard and ARN."""
+
+
+@dataclasses.dataclass
+class ShardRun:
+    partition: str
+    shard: dict  # an entry of shards/<partition>/manifest.json
+    spec: Any  # BatchSpec
+    provider: Any  # providers.Provider bound to the spec
+    layout: PartitionLayout
+    role_arn: str
+    poll_seconds: float
+    backoff_cap: float
+    storage_options: dict
+    log: Log = print
+    warn: Log = print
+
+    @property
+    def name(self) -> str:
+        return self.shard["name"]
+
+
+def is_transient(code: Any) -> bool:
+    return code is not None and str(code) in TRANSIENT_CODES
+
+
+def _record_ids_of_lines(path: str | Path) -> pl.LazyFrame:
+    """Each line of a shard file with its record id; lines kept byte-for-byte (no re-encoding)."""
+    lines = pl.scan_csv(
+        path, has_header=False, new_columns=["line"], separator="\x1f", quote_char=None, schema={"line": pl.String}
+    )
+    return lines.with_columns(pl.col("line").str.extract(r'^\{"recordId":"([^"]*)"', 1).alias("record_id"))
+
+
+def outstanding(input_file: str, output_uris: list[str], provider: Any, storage_options: dict) -> tuple[list[str], int]:
+    """Record ids of `input_file` still owed an answer (no line, or a transient error) and the
+    number of permanent errors."""
+    asked = _record_ids_of_lines(input_file).select("record_id")
+    outs = results.read_outputs(output_uris, provider, storage_options=storage_options).select(
+        "record_id", "error_code"
+    )
+    # A record answered in any line is done; else its best line decides (transient vs permanent).
+    per_record = outs.group_by("record_id").agg(
+        pl.col("error_code").is_null().any().alias("ok"),
+        pl.col("error_code").cast(pl.String).drop_nulls().first().alias("code"),
+    )
+    joined = asked.join(per_record, on="record_id", how="left").collect()
+    transient = pl.col("code").is_in(list(TRANSIENT_CODES))
+    todo = joined.filter(pl.col("ok").is_null() | (~pl.col("ok") & transient))
+    permanent = joined.filter((pl.col("ok") == False) & ~transient).height  # noqa: E712
+    return todo.get_column("record_id").sort().to_list(), permanent
+
+
+def write_subset(input_file: str, record_ids: list[str], dest: Path) -> tuple[int, int, str]:
+    """Copy the lines of `record_ids` from a shard file (byte-exact, input order) -> (records, bytes, sha256)."""
+    wanted = pl.Series("record_id", record_ids, dtype=pl.String)
+    _record_ids_of_lines(input_file).filter(pl.col("record_id").is_in(wanted.implode())).select("line").sink_csv(
+        dest, include_header=False, quote_style="never"
+    )
+    data = dest.read_bytes()
+    return data.count(b"\n"), len(data), hashlib.sha256(data).hexdigest()
+
+
+def _output_uris(s3: Any, layout: PartitionLayout, prefix: str) -> list[str]:
+    return [layout.uri(o["Key"]) for o in list_keys(s3, layout.bucket, prefix) if o["Key"].endswith(".out")]
+
+
+def _invoke_on_demand(runtime: Any, run: ShardRun, line: dict, sleep: Callable[[float], None]) -> dict:
+    """One record through bedrock-runtime, answered in the batch output line format."""
+    backoff = jobs.Backoff(cap=run.backoff_cap)
+    model_input = line["modelInput"]
+    while True:
+        try:
+            if run.spec.invocation_type == "Converse":
+                out = runtime.converse(modelId=run.spec.model_id, **model_input)
+                out.pop("ResponseMetadata", None)
+            else:
+                response = runtime.invoke_model(
+                    modelId=run.spec.model_id, body=json.dumps(model_input), contentType="application/json",
+                    accept="application/json",
+                )
+                out = json.loads(response["body"].read())
+            return {"recordId": line["recordId"], "modelInput": model_input, "modelOutput": out}
+        except runtime.exceptions.ThrottlingException:
+            sleep(backoff.next_delay())
+        except runtime.exceptions.ValidationException as exc:
+            msg = exc.response.get("Error", {}).get("Message", str(exc))
+            return {"recordId": line["recordId"], "modelInput": model_input, "error": {"errorCode": 400, "errorMessage": msg}}
+
+
+def answer_on_demand(runtime: Any, s3: Any, run: ShardRun, input_file: Path, key: str, sleep=time.sleep) -> str:
+    """Answer a small remainder with InvokeModel/Converse and store it like a job's `.out` file.
+
+    Written once, at the end: a re-run finds the file and pays nothing again; a crash mid-way
+    repeats at most these (fewer than min-records) calls."""
+    lines = [json.loads(text) for text in input_file.read_text().splitlines() if text]
+    answered = [_invoke_on_demand(runtime, run, line, sleep) for line in lines]
+    body = "".join(json.dumps(a, ensure_ascii=False, separators=(",", ":")) + "\n" for a in answered)
+    s3.put_object(Bucket=run.layout.bucket, Key=key, Body=body.encode())
+    run.log(f"{run.name}: {len(lines)} record(s) answered on demand -> {run.layout.uri(key)}")
+    return key
+
+
+def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
+    """Run the shard to completion (see module doc) and return its job record (also in S3)."""
+    layout = run.layout
+    base = jobs.JobIdentity(run.partition, run.name, run.shard["sha256"])
+    record: dict[str, Any] = {"shard": run.name, "records": run.shard["records"], "attempts": []}
+    work = Path(tempfile.mkdtemp(prefix="bedrock-attempts-"))
+    input_uri, input_key = run.shard["uri"], run.shard["key"]
+    input_file = work / "a1.jsonl"
+    s3.download_file(layout.bucket, input_key, str(input_file))
+    input_sha = run.shard["sha256"]
+    attempt, failed_retries = 1, 0
+    while True:
+        identity = dataclasses.replace(base, attempt=attempt)
+        existing = [j for j in jobs.list_jobs_named(client, identity.job_name) if j["jobName"] == identity.job_name]
+        if existing:
+            arn, created = existing[0]["jobArn"], False
+            status = existing[0].get("status")
+            what = "reusing the outputs of completed" if status in jobs.TERMINAL else "re-attaching to existing"
+            run.log(f"{run.name}: {what} job {identity.job_name} ({status}); no new job created")
+        else:
+            arn = jobs.create_job(
+                client, identity, client_request_token=identity.token_for_input(input_sha), log=run.log,
+                model_id=run.spec.model_id, role_arn=run.role_arn, input_uri=input_uri,
+                output_uri=layout.uri(layout.outputs_prefix(run.name)), timeout_hours=run.spec.timeout_hours,
+                invocation_type=run.spec.invocation_type,
+                tags={"bedrock-assets/partition": run.partition, "bedrock-assets/shard": run.name},
+                backoff=jobs.Backoff(cap=run.backoff_cap),
+            )
+            jobs.crash_point("after-create")
+            created = True
+            run.log(f"{run.name}: created job {identity.job_name} (attempt {attempt}) -> {arn}")
+        entry = {
+            "attempt": attempt, "path": "batch", "job_name": identity.job_name, "job_arn": arn,
+            "created_by_this_step": created, "input_uri": input_uri, "status": "Submitted",
+            "output_prefix": layout.outputs_prefix(run.name) + jobs.job_id_from_arn(arn) + "/",
+        }
+        record["attempts"].append(entry)
+        put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
+        try:
+            outcome = jobs.wait_for_job(
+                client, arn, poll_seconds=run.poll_seconds, log=run.log, warn=run.warn,
+                stuck_after_seconds=run.spec.stuck_after_minutes * 60,
+            )
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # run terminated: stop what we started, keep its output
+                job = jobs.stop_job(client, arn, log=run.log)
+                entry.update(_job_counts(job), status=job.get("status"), stopped_by_cancellation=True)
+                put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
+            raise
+        job = outcome.job
+        entry.update(_job_counts(job), status=job.get("status"), message=job.get("message"),
+                     queued_seconds=outcome.scheduled_seconds, stuck=outcome.stuck)
+        put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
+        status = job.get("status")
+        if status == "Failed":
+            if created or failed_retries >= 1 or attempt >= run.spec.max_record_attempts:
+                raise ShardJobFailed(f"shard {run.name}: Bedrock job {arn} ended Failed: {job.get('message') or 'no message'}")
+            failed_retries += 1  # failed in an earlier run: the user re-ran it, so try once more
+            attempt += 1
+            continue
+        if status == "Expired":
+            if attempt >= run.spec.max_record_attempts:
+                raise ShardJobFailed(f"shard {run.name}: Bedrock job {arn} Expired in the queue {attempt} time(s)")
+            run.warn(f"{run.name}: job {identity.job_name} expired before it started; retrying as attempt {attempt + 1}")
+            attempt += 1
+            continue
+        todo, permanent = outstanding(str(input_file), _output_uris(s3, layout, entry["output_prefix"]), run.provider, run.storage_options)
+        entry.update(outstanding_records=len(todo), permanent_errors=permanent)
+        put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
+        if not todo:
+            break
+        if attempt >= run.spec.max_record_attempts:
+            run.warn(f"{run.name}: {len(todo)} record(s) still unanswered after {attempt} attempt(s); giving up on them")
+            break
+        attempt += 1
+        next_file = work / f"a{attempt}.jsonl"
+        n, _, sha = write_subset(str(input_file), todo, next_file)
+        input_file, input_sha = next_file, sha
+        if n < run.spec.min_records_per_job:
+            key = f"{layout.outputs_prefix(run.name)}on-demand-a{attempt}/{run.name}.out"
+            if not list(list_keys(s3, layout.bucket, key)):
+                answer_on_demand(runtime, s3, run, next_file, key)
+            else:
+                run.log(f"{run.name}: on-demand answers for attempt {attempt} already stored; not calling again")
+            record["attempts"].append({
+                "attempt": attempt, "path": "on-demand", "records": n, "status": "Completed",
+                "output_prefix": key.rsplit("/", 1)[0] + "/",
+            })
+            put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
+            break
+        input_key = f"{layout.shards_prefix}retries/{run.name.removesuffix('.jsonl')}/a{attempt}/{run.name}"
+        s3.upload_file(str(next_file), layout.bucket, input_key)
+        input_uri = layout.uri(input_key)
+        run.log(f"{run.name}: {n} record(s) need another try -> follow-up job, attempt {attempt}")
+    return record
+
+
+def _job_counts(job: dict) -> dict:
+    return {
+        "total_records": job.get("totalRecordCount"),
+        "processed_records": job.get("processedRecordCount"),
+        "success_records": job.get("successRecordCount"),
+        "error_records": job.get("errorRecordCount"),
+        "submit_time": str(job.get("submitTime")),
+        "end_time": str(job.get("endTime")),
+    }
