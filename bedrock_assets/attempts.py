@@ -146,7 +146,7 @@ def answer_on_demand(runtime: Any, s3: Any, run: ShardRun, input_file: Path, key
 def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
     """Run the shard to completion (see module doc) and return its job record (also in S3)."""
     layout = run.layout
-    base = jobs.JobIdentity(run.partition, run.name, run.shard["sha256"])
+    base = jobs.JobIdentity(run.partition, run.name, run.shard["sha256"], scope=layout.bucket)
     record: dict[str, Any] = {"shard": run.name, "records": run.shard["records"], "attempts": []}
     work = Path(tempfile.mkdtemp(prefix="bedrock-attempts-"))
     input_uri, input_key = run.shard["uri"], run.shard["key"]

@@ -42,13 +42,20 @@ class JobIdentity:
     shard_name: str
     shard_sha256: str
     attempt: int = 1
+    # Where the data lives (the bucket): the same partition and content in another deployment
+    # is another job, not a replay of this one.
+    scope: str = ""
+
+    @property
+    def _key_hash(self) -> str:
+        return hashlib.sha256(f"{self.scope}\n{self.partition}\n{self.shard_sha256}".encode()).hexdigest()
 
     @property
     def name_prefix(self) -> str:
-        # `ba-<partition slug>-<shard no>-<content hash>-`: the attempt suffix follows. Content
-        # hash in the name means a changed input gets new jobs, an unchanged one re-attaches.
+        # `ba-<partition slug>-<shard no>-<hash of scope+partition+content>-a`: the attempt number
+        # follows. A changed input gets new jobs; an unchanged one re-attaches to its old ones.
         shard_no = re.sub(r"\D", "", self.shard_name)[-5:] or "0"
-        return f"ba-{_slug(self.partition, 28)}-s{shard_no}-{self.shard_sha256[:12]}-a"
+        return f"ba-{_slug(self.partition, 28)}-s{shard_no}-{self._key_hash[:12]}-a"
 
     @property
     def job_name(self) -> str:
@@ -59,7 +66,7 @@ class JobIdentity:
     @property
     def client_request_token(self) -> str:
         # Alphanumeric only (facts §1.1 token regex); 64 hex chars fit the 256 limit.
-        raw = f"{self.partition}\n{self.shard_name}\n{self.shard_sha256}\n{self.attempt}"
+        raw = f"{self.scope}\n{self.partition}\n{self.shard_name}\n{self.shard_sha256}\n{self.attempt}"
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def token_for_input(self, input_sha256: str) -> str:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-# Per-record error codes the real service writes into `.out` lines. 429/500/503 are transient
-# (a resubmission usually succeeds); 400 is a permanent per-record ValidationException.
-TRANSIENT_ERROR_CODES = frozenset({429, 500, 503})
+
+def is_transient(code: int) -> bool:
+    """Per-record error codes: 429 and 5xx are transient (a resubmission usually succeeds);
+    other 4xx, e.g. 400 (a per-record ValidationException), are permanent."""
+    return code == 429 or code >= 500
+
+
 DEFAULT_ACCOUNT_ID = "123456789012"
 
 # Fields that POST /_emulator/config may change while the emulator runs.
@@ -64,6 +67,12 @@ class EmulatorConfig:
     log_level: str = "INFO"
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        for name in RUNTIME_FIELDS:
+            setattr(self, name, _coerce(name, getattr(self, name)))
+        if self.embedding_engine not in ("hash", "minilm"):
+            raise ValueError(f"unknown embedding engine {self.embedding_engine!r} (choose hash or minilm)")
+
     def update(self, **changes: Any) -> dict[str, Any]:
         """Apply run-time changes (validated) and return the new values of RUNTIME_FIELDS."""
         unknown = sorted(set(changes) - set(RUNTIME_FIELDS))
@@ -84,9 +93,6 @@ class EmulatorConfig:
     def effective_runtime_throttle_rate(self) -> float:
         rate = self.runtime_throttle_rate
         return self.throttle_rate if rate is None else rate
-
-    def copy(self) -> "EmulatorConfig":
-        return dataclasses.replace(self, _lock=threading.Lock())
 
 
 def _coerce(name: str, value: Any) -> Any:

@@ -7,7 +7,7 @@ Rules (documented in docs/emulator.md):
   recordId plus the canonical JSON of its modelInput (never the job id) and `attempt` counts how
   many times this emulator process has already processed that same record (0 for the first).
   The error code is hash(seed, record key) -> one of `record_error_codes`, fixed per record.
-  - transient codes (429, 500, 503): each attempt fails independently with probability
+  - transient codes (429 and any 5xx): each attempt fails independently with probability
     `record_error_rate`, so a record that failed in one job usually succeeds when resubmitted.
   - permanent codes (any other 4xx, e.g. 400): the record fails on every attempt if it failed on
     its first one, like a malformed body would.
@@ -22,7 +22,7 @@ import struct
 import threading
 from typing import Any
 
-from .config import TRANSIENT_ERROR_CODES
+from .config import is_transient
 
 ERROR_MESSAGES = {
     400: "Malformed input request, please reformat your input and try again. (emulated fault)",
@@ -83,7 +83,7 @@ class RecordFaults:
         decisions: list[int | None] = []
         for key, attempt in zip(record_keys, attempts):
             code = codes[int(unit_interval(self.seed, key, "code") * len(codes))]
-            draw_attempt = attempt if code in TRANSIENT_ERROR_CODES else 0
+            draw_attempt = attempt if is_transient(code) else 0
             failed = unit_interval(self.seed, key, draw_attempt) < rate
             decisions.append(code if failed else None)
         return decisions

@@ -35,6 +35,7 @@ def test_job_identity_is_a_legal_deterministic_bedrock_name(partition):
         dict(attempt=2),
         dict(partition="jokes/other.csv"),
         dict(shard_name="shard-00013.jsonl"),
+        dict(scope="another-bucket"),
     ],
 )
 def test_any_change_of_identity_gives_a_new_token(change):
