@@ -312,19 +312,20 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
     manifest = get_json(s3, layout.bucket, layout.shards_manifest_key)
     if not summary or not manifest:
         raise dg.Failure(f"no job summary at {layout.uri(layout.jobs_summary_key)}; materialize batch_job_outputs first")
-    out_uris = [
-        layout.uri(obj["Key"])
+    labels = {
+        layout.uri(obj["Key"]): (attempt["attempt"], attempt["path"])
         for shard in summary["shards"]
         for attempt in shard["attempts"]
         for obj in list_keys(s3, layout.bucket, attempt["output_prefix"])
         if obj["Key"].endswith(".out")
-    ]
+    }
+    out_uris = sorted(labels)
     skipped = shards.empty_text(shards.text_parts(spec, provider)) if spec.skip_empty else None
     with tempfile.TemporaryDirectory(prefix="bedrock-results-") as tmp:
         local = Path(tmp) / "results.parquet"
         stats = results.write_results(
             layout.uri(layout.records_key), manifest["shards"], out_uris, provider, local,
-            skipped=skipped, storage_options=opts,
+            skipped=skipped, storage_options=opts, file_labels=labels,
         )
         preview = pl.read_parquet(local, n_rows=5)
         s3.upload_file(str(local), layout.bucket, layout.results_key)

@@ -16,10 +16,13 @@ re-attaches to the same jobs (never pay twice):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import signal
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -60,6 +63,21 @@ class ShardRun:
     @property
     def name(self) -> str:
         return self.shard["name"]
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold off SIGINT/SIGTERM while we stop a job: a termination usually arrives as several
+    signals (run worker and step), and the second must not cut short the Stop call we owe."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def is_transient(code: Any) -> bool:
@@ -188,9 +206,11 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
             )
         except BaseException as exc:
             if not isinstance(exc, Exception):  # run terminated: stop what we started, keep its output
-                job = jobs.stop_job(client, arn, log=run.log)
-                entry.update(_job_counts(job), status=job.get("status"), stopped_by_cancellation=True)
-                put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
+                with interrupts_deferred():
+                    entry.update(stopped_by_cancellation=True, status="Stopping")
+                    job = jobs.stop_job(client, arn, log=run.log)
+                    entry.update(_job_counts(job), status=job.get("status"))
+                    put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
             raise
         job = outcome.job
         entry.update(_job_counts(job), status=job.get("status"), message=job.get("message"),

@@ -1,7 +1,6 @@
 """`new_input_files`: new objects under s3://$BEDROCK_ASSETS_BUCKET/inputs/<batch>/ become
 partitions and runs of the whole flow."""
 
-from __future__ import annotations
 
 import dataclasses
 import datetime as dt

@@ -25,6 +25,7 @@ RUNTIME_FIELDS = (
     "records_per_second",
     "record_error_rate",
     "record_error_codes",
+    "record_error_ids",
     "throttle_rate",
     "runtime_throttle_rate",
     "seconds_per_hour",
@@ -51,6 +52,9 @@ class EmulatorConfig:
     records_per_second: float = 0.0
     record_error_rate: float = 0.0
     record_error_codes: tuple[int, ...] = (429, 500)
+    # Exactly these recordIds fail (with the first of record_error_codes) the first time they are
+    # processed: for tests that need an exact number of failed records.
+    record_error_ids: tuple[str, ...] = ()
     throttle_rate: float = 0.0
     # bedrock-runtime throttling; None means "same as throttle_rate".
     runtime_throttle_rate: float | None = None
@@ -88,6 +92,7 @@ class EmulatorConfig:
         with self._lock:
             values = {name: getattr(self, name) for name in RUNTIME_FIELDS}
         values["record_error_codes"] = list(values["record_error_codes"])
+        values["record_error_ids"] = list(values["record_error_ids"])
         return values
 
     def effective_runtime_throttle_rate(self) -> float:
@@ -99,6 +104,10 @@ def _coerce(name: str, value: Any) -> Any:
     if name == "record_error_codes":
         codes = parse_error_codes(value)
         return codes
+    if name == "record_error_ids":
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part]
+        return tuple(str(v) for v in value)
     if name == "runtime_throttle_rate" and value is None:
         return None
     if name in ("max_concurrent_jobs", "min_records", "max_records", "max_input_file_bytes"):

@@ -68,9 +68,13 @@ class RecordFaults:
         self._lock = threading.Lock()
 
     def decide(
-        self, keys: list[tuple[str, Any]], rate: float, codes: tuple[int, ...]
+        self, keys: list[tuple[str, Any]], rate: float, codes: tuple[int, ...], targeted: tuple[str, ...] = ()
     ) -> list[int | None]:
-        """Return an error code (or None for success) per (recordId, modelInput)."""
+        """Return an error code (or None for success) per (recordId, modelInput).
+
+        Records named in `targeted` fail with `codes[0]` on their first processing only."""
+        if targeted:
+            return self._decide_targeted(keys, rate, codes, frozenset(targeted))
         if rate <= 0 or not keys:
             return [None] * len(keys)
         record_keys = [record_key(record_id, model_input) for record_id, model_input in keys]
@@ -86,6 +90,22 @@ class RecordFaults:
             draw_attempt = attempt if is_transient(code) else 0
             failed = unit_interval(self.seed, key, draw_attempt) < rate
             decisions.append(code if failed else None)
+        return decisions
+
+
+    def _decide_targeted(self, keys, rate, codes, targeted: frozenset[str]) -> list[int | None]:
+        random_part = self.decide([k for k in keys if k[0] not in targeted], rate, codes)
+        it = iter(random_part)
+        decisions: list[int | None] = []
+        with self._lock:
+            for record_id, model_input in keys:
+                if record_id not in targeted:
+                    decisions.append(next(it))
+                    continue
+                key = "targeted\x00" + record_key(record_id, model_input)
+                attempt = self._attempts.get(key, 0)
+                self._attempts[key] = attempt + 1
+                decisions.append(codes[0] if attempt == 0 else None)
         return decisions
 
 

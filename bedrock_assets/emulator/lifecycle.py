@@ -249,6 +249,7 @@ class Lifecycle:
             [(record.record_id, record.model_input) for record in batch],
             self.config.record_error_rate,
             tuple(self.config.record_error_codes),
+            tuple(self.config.record_error_ids),
         )
         outcomes: list[Outcome | None] = [None] * len(batch)
         to_run: list[int] = []

@@ -102,14 +102,14 @@ def test_quota_held_by_another_client_makes_the_run_wait_then_succeed(aws_env, w
     write_specs(SPECS)
     monkeypatch.setenv("BEDROCK_ASSETS_BACKOFF_CAP_SECONDS", "1")
     aws_env.emulator.reset_stats()
-    aws_env.emulator.configure(max_concurrent_jobs=2, records_per_second=50)
-    # Another client's two jobs (150 records at 50/s: ~3 s each) hold both slots of the quota.
+    aws_env.emulator.configure(max_concurrent_jobs=2, records_per_second=25)
+    # Another client's two jobs (250 records at 25/s: ~10 s each) hold both slots of the quota.
     other = put_input(aws_env, "jokes", "other.csv", topics(1))  # only to have the bucket layout
     s3 = aws_env.s3
     body = "".join(
         json.dumps({"recordId": f"X{i:010d}", "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
                                                                "messages": [{"role": "user", "content": "hi"}]}}) + "\n"
-        for i in range(150)
+        for i in range(250)
     )
     s3.put_object(Bucket=aws_env.bucket, Key="other-client/in.jsonl", Body=body.encode())
     client = boto3.client("bedrock", region_name="us-east-1")
@@ -173,6 +173,7 @@ def test_a_stopped_job_keeps_its_output_and_the_rest_is_answered(aws_env, write_
 
 
 def test_cancelling_the_run_stops_its_jobs(aws_env, write_specs, home, instance_at_home, start_run):
+    import os
     import signal
 
     write_specs(SPECS)
@@ -180,7 +181,9 @@ def test_cancelling_the_run_stops_its_jobs(aws_env, write_specs, home, instance_
     key = put_input(aws_env, "two-shards", "cancel.csv", topics(300))
     run = start_run(key)
     wait_until(lambda: len(in_progress(aws_env)) == 2, what="both jobs InProgress")
-    run.kill_group(signal.SIGINT)  # what terminating a run does: interrupt the run worker and its steps
+    # What terminating a run does: the run worker is interrupted and forwards the termination to
+    # its step processes (the multiprocess executor's own path), which must stop their jobs.
+    os.kill(run.proc.pid, signal.SIGINT)
     out = run.wait()
     jobs = wait_until(
         lambda: (lambda js: js if all(j["status"] == "Stopped" for j in js) else None)(jobs_for_bucket(aws_env)),
@@ -192,3 +195,21 @@ def test_cancelling_the_run_stops_its_jobs(aws_env, write_specs, home, instance_
         attempt = read_json(aws_env, f"jobs/{key}/{shard}.json")["attempts"][0]
         assert attempt.get("stopped_by_cancellation") and attempt["status"] == "Stopped"
         assert attempt["processed_records"] is not None
+
+
+def test_a_remainder_of_30_failed_records_is_answered_on_demand(aws_env, write_specs, instance):
+    write_specs(SPECS)
+    failing = [f"R{i:010d}" for i in range(0, 150, 5)]  # exactly 30 records fail once (HTTP 500)
+    aws_env.emulator.configure(record_error_ids=failing, record_error_codes=[500])
+    aws_env.emulator.reset_stats()
+    key = put_input(aws_env, "jokes", "remainder.csv", topics(150))
+    run = materialize_partition(instance, key, in_process=True)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, failed_steps(instance, run.run_id)
+    assert len(jobs_for_bucket(aws_env)) == 1  # 30 < 100 minimum records: no follow-up job
+    stats = aws_env.emulator.stats()["models"][MODEL]
+    assert stats["runtime_invocations"] == 30  # one InvokeModel per remaining record, no more
+    results = all_answered(aws_env, key, 150)
+    on_demand = results.filter(pl.col("answered_by") == "on-demand")
+    assert sorted(on_demand.get_column("record_id").to_list()) == failing
+    assert set(on_demand.get_column("attempt").to_list()) == {2}
+    assert results.filter(pl.col("answered_by") == "batch").get_column("attempt").unique().to_list() == [1]

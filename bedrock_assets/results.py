@@ -1,0 +1,327 @@
+"""joined_results: read Bedrock's `.jsonl.out` files, parse them per provider, left-join onto
+the records.
+
+Output lines come in any order (facts §4) and look like
+`{"recordId", "modelInput", "modelOutput"}` or `{"recordId", "modelInput", "error": {"errorCode",
+"errorMessage"}}`. The JSON reader is given a schema without `modelInput`, so the echoed request
+(large, and possibly PII) is never materialised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import PurePosixPath
+from typing import Any
+
+import polars as pl
+
+from bedrock_assets.providers import Provider
+from bedrock_assets.records import RECORD_ID
+
+MANIFEST_NAME = "manifest.json.out"
+OUTPUT_SUFFIX = ".out"
+STATUS_SUCCEEDED = "succeeded"
+STATUS_FAILED = "failed"
+STATUS_SKIPPED = "skipped"
+STATUS_MISSING = "missing"
+ERROR_COLUMNS = ("error_code", "error_message")
+_FILE = "__file"
+_LINE = "__line"
+_MATCHED = "__matched"
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestTotals:
+    """Sum of Bedrock's `manifest.json.out` counts over one or more jobs."""
+
+    records: int = 0
+    processed: int = 0
+    success: int = 0
+    error: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ResultsSummary:
+    rows: int
+    succeeded: int
+    failed: int
+    skipped: int
+    missing: int
+    duplicates: int  # successful answers beyond the first for a record id (answered twice)
+    orphans: int  # output lines whose record id is not among the records of their shard
+
+    def to_dict(self) -> dict[str, int]:
+        return dataclasses.asdict(self)
+
+
+def _basename(path: str) -> str:
+    return PurePosixPath(str(path).split("?", 1)[0]).name
+
+
+def is_manifest(path: str) -> bool:
+    return _basename(path) == MANIFEST_NAME
+
+
+def output_columns(provider: Provider) -> list[str]:
+    """The uniform columns read_outputs yields for a provider (after `record_id`)."""
+    probe = provider.output_columns(pl.lit(None, provider.output_schema))
+    return list(probe) + list(ERROR_COLUMNS)
+
+
+def _line_schema(provider: Provider) -> dict[str, pl.DataType]:
+    # errorCode is a number in AWS's example and a string in some emulators; reading it as a
+    # string accepts both (a JSON number is kept as its text).
+    return {
+        "recordId": pl.String(),
+        "modelOutput": provider.output_schema,
+        "error": pl.Struct({"errorCode": pl.String, "errorMessage": pl.String}),
+    }
+
+
+def read_outputs(
+    uris_or_paths: Iterable[str | os.PathLike[str]],
+    provider: Provider,
+    storage_options: Mapping[str, str] | None = None,
+) -> pl.LazyFrame:
+    """Scan `.jsonl.out` files (local or s3://) into `record_id`, the provider's columns
+    (text: response, stop_reason, input_tokens, output_tokens; embedding: embedding,
+    input_tokens), `error_code`, `error_message`, plus `__file`/`__line` (used by join_results
+    to pick one line per record deterministically). `manifest.json.out` entries are skipped.
+    """
+    paths = sorted(str(p) for p in uris_or_paths if not is_manifest(str(p)))
+    if not paths:
+        schema = {RECORD_ID: pl.String} | {
+            name: dtype for name, dtype in _empty_output_schema(provider).items()
+        } | {_FILE: pl.String, _LINE: pl.UInt32}
+        return pl.LazyFrame(schema=schema)
+    # Lines as strings, then one JSON decode per line against a schema without modelInput:
+    # about half the CPU of scan_ndjson on these files (the echoed request is only skipped).
+    lines = pl.scan_lines(
+        paths,
+        name="__json",
+        storage_options=dict(storage_options) if storage_options else None,
+        include_file_paths=_FILE,
+        row_index_name=_LINE,
+    )
+    doc = pl.col("__json").str.json_decode(pl.Struct(_line_schema(provider)))
+    mo = pl.col("modelOutput")
+    err = pl.col("error")
+    return (
+        lines.filter(pl.col("__json").str.contains(r"\S"))  # tolerate blank lines
+        .select(doc.alias("__doc"), pl.col(_FILE), pl.col(_LINE))
+        .unnest("__doc")
+        .select(
+            pl.col("recordId").alias(RECORD_ID),
+            *[e.alias(name) for name, e in provider.output_columns(mo).items()],
+            err.struct.field("errorCode").alias("error_code"),
+            err.struct.field("errorMessage").alias("error_message"),
+            pl.col(_FILE),
+            pl.col(_LINE),
+        )
+    )
+
+
+def _empty_output_schema(provider: Provider) -> dict[str, pl.DataType]:
+    probe = pl.DataFrame({"mo": pl.Series([None], dtype=provider.output_schema)})
+    cols = probe.select(**provider.output_columns(pl.col("mo"))).schema
+    return dict(cols) | {"error_code": pl.String(), "error_message": pl.String()}
+
+
+def count_duplicates(outputs: pl.LazyFrame) -> int:
+    """Successful answers beyond the first per record id. An error line followed by a retry's
+    answer is not a duplicate; two answers for one record are (it was paid for twice)."""
+    ok = outputs.filter(pl.col("error_code").is_null() & pl.col("error_message").is_null())
+    return int(ok.select(pl.len() - pl.col(RECORD_ID).n_unique()).collect().item())
+
+
+def label_outputs(outputs: pl.LazyFrame, file_labels: Mapping[str, tuple[int, str]]) -> pl.LazyFrame:
+    """Add `attempt` and `answered_by` (batch / on-demand) from the file each line came from."""
+    files = list(file_labels)
+    return outputs.with_columns(
+        pl.col(_FILE).replace_strict(files, [file_labels[f][0] for f in files], default=None, return_dtype=pl.Int32).alias("attempt"),
+        pl.col(_FILE).replace_strict(files, [file_labels[f][1] for f in files], default=None, return_dtype=pl.String).alias("answered_by"),
+    )
+
+
+def dedupe_outputs(outputs: pl.LazyFrame) -> pl.LazyFrame:
+    """One line per record id: a success over an error, then the first by (file, line).
+
+    Independent of the order the lines arrive in, so reruns keep the same answer.
+    """
+    return (
+        outputs.sort([RECORD_ID, pl.col("error_code").is_not_null(), _FILE, _LINE])
+        .unique(subset=RECORD_ID, keep="first", maintain_order=True)
+    )
+
+
+def join_results(
+    records: pl.LazyFrame,
+    outputs: pl.LazyFrame,
+    skipped: pl.Expr | None = None,
+    file_labels: Mapping[str, tuple[int, str]] | None = None,
+    dedupe: bool = True,
+) -> pl.LazyFrame:
+    """Left-join outputs onto the records by record_id: every record exactly once, in order.
+
+    Adds the provider's columns, `error_code`, `error_message` and `status`: `succeeded`,
+    `failed` (an error line), `skipped` (no line and `skipped` is true for the row, e.g.
+    `shards.empty_text(...)` under skip_empty) or `missing` (no output line). Duplicate lines
+    are reduced with `dedupe_outputs` (dedupe=False skips that sort when the caller knows every
+    record id occurs once); count them first with `count_duplicates` if needed. `file_labels`
+    (output path -> (attempt, answered_by)) adds those two columns.
+    """
+    if file_labels is not None:
+        outputs = label_outputs(outputs, file_labels)
+    outs = (dedupe_outputs(outputs) if dedupe else outputs).drop(_FILE, _LINE).with_columns(pl.lit(True).alias(_MATCHED))
+    joined = records.join(outs, on=RECORD_ID, how="left", maintain_order="left")
+    is_skipped = skipped if skipped is not None else pl.lit(False)
+    status = (
+        pl.when(pl.col(_MATCHED).is_null() & is_skipped.fill_null(False))
+        .then(pl.lit(STATUS_SKIPPED))
+        .when(pl.col(_MATCHED).is_null())
+        .then(pl.lit(STATUS_MISSING))
+        .when(pl.col("error_code").is_not_null() | pl.col("error_message").is_not_null())
+        .then(pl.lit(STATUS_FAILED))
+        .otherwise(pl.lit(STATUS_SUCCEEDED))
+    )
+    return joined.with_columns(status.alias("status")).drop(_MATCHED)
+
+
+def read_manifests(
+    uris_or_paths: Iterable[str | os.PathLike[str]],
+    storage_options: Mapping[str, str] | None = None,
+) -> ManifestTotals:
+    """Sum the counts of `manifest.json.out` files (other paths are ignored).
+
+    Embedding jobs may omit outputTokenCount; a missing count is 0.
+    """
+    keys = {
+        "totalRecordCount": "records",
+        "processedRecordCount": "processed",
+        "successRecordCount": "success",
+        "errorRecordCount": "error",
+        "inputTokenCount": "input_tokens",
+        "outputTokenCount": "output_tokens",
+    }
+    paths = sorted(str(p) for p in uris_or_paths if is_manifest(str(p)))
+    totals = dict.fromkeys(keys.values(), 0)
+    for path in paths:
+        df = pl.read_ndjson(path, storage_options=dict(storage_options) if storage_options else None)
+        for key, name in keys.items():
+            if key in df.columns:
+                totals[name] += int(df[key].cast(pl.Int64).fill_null(0).sum())
+    return ManifestTotals(**totals)
+
+
+def _shard_of_output(path: str) -> str:
+    name = _basename(path)
+    return name[: -len(OUTPUT_SUFFIX)] if name.endswith(OUTPUT_SUFFIX) else name
+
+
+def _join_shard(
+    records_scan: pl.LazyFrame,
+    start: int,
+    stop: int,
+    files: list[str],
+    provider: Provider,
+    skipped: pl.Expr | None,
+    storage_options: Mapping[str, str] | None,
+    file_labels: Mapping[str, tuple[int, str]] | None,
+) -> tuple[pl.DataFrame, int, int]:
+    """One shard's joined rows, its duplicate answer count (see count_duplicates) and its
+    orphan count (record ids answered that are not among the shard's records)."""
+    outs = read_outputs(files, provider, storage_options=storage_options).collect()
+    ids = outs[RECORD_ID].n_unique() if outs.height else 0
+    duplicates = count_duplicates(outs.lazy()) if outs.height != ids else 0
+    table = join_results(
+        records_scan.slice(start, stop - start), outs.lazy(), skipped, file_labels=file_labels,
+        dedupe=outs.height != ids,
+    ).collect()
+    answered = int(table["status"].is_in([STATUS_SUCCEEDED, STATUS_FAILED]).sum())
+    return table, duplicates, ids - answered
+
+
+def write_results(
+    records_path: str,
+    shards: Sequence[Any],
+    output_paths: Iterable[str | os.PathLike[str]],
+    provider: Provider,
+    dest_path: str | os.PathLike[str],
+    skipped: pl.Expr | None = None,
+    storage_options: Mapping[str, str] | None = None,
+    file_labels: Mapping[str, tuple[int, str]] | None = None,
+    compression: str = "zstd",
+    compression_level: int | None = 1,
+) -> ResultsSummary:
+    """Join the outputs onto `records.parquet` shard by shard and write one parquet file.
+
+    `shards` are the ShardInfo (or dicts with name/row_start/row_stop) of the written shards;
+    `<shard name>.out` files answer for that shard's rows (retries of a shard reuse its name).
+    One shard at a time keeps memory at ~2 shards' worth (≤ max_records_per_job rows each)
+    whatever the input size: the next shard is parsed and joined by polars while this one is
+    encoded to parquet (one row group per shard). Output lines in files of no known shard count
+    as orphans. Records no shard covers (no shards at all) come out as skipped/missing.
+    `file_labels` is passed to join_results (attempt / answered_by columns).
+    """
+    import pyarrow.parquet as pq  # appends one row group per shard to a single file
+
+    opts = dict(storage_options) if storage_options else None
+    by_shard: dict[str, list[str]] = {}
+    for p in output_paths:
+        if not is_manifest(str(p)):
+            by_shard.setdefault(_shard_of_output(str(p)), []).append(str(p))
+    infos = [s if isinstance(s, Mapping) else dataclasses.asdict(s) for s in shards]
+    known = {s["name"] for s in infos}
+    orphan_files = sorted(f for name, files in by_shard.items() if name not in known for f in files)
+    records_scan = pl.scan_parquet(records_path, storage_options=opts)
+    total_rows = int(records_scan.select(pl.len()).collect().item())
+    ranges = [(s["name"], int(s["row_start"]), int(s["row_stop"])) for s in infos] or [("", 0, total_rows)]
+
+    counts = dict.fromkeys((STATUS_SUCCEEDED, STATUS_FAILED, STATUS_SKIPPED, STATUS_MISSING), 0)
+    duplicates = orphans = rows = 0
+    writer = None
+
+    def job(i: int) -> Future[tuple[pl.DataFrame, int, int]]:
+        name, start, stop = ranges[i]
+        return pool.submit(
+            _join_shard, records_scan, start, stop, by_shard.get(name, []), provider, skipped, opts, file_labels
+        )
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="join") as pool:
+        pending = job(0)
+        try:
+            for i in range(len(ranges)):
+                table, dups, orph = pending.result()
+                if i + 1 < len(ranges):
+                    pending = job(i + 1)
+                duplicates += dups
+                orphans += orph
+                rows += table.height
+                for status, n in table["status"].value_counts().iter_rows():
+                    counts[status] += n
+                arrow = table.to_arrow()
+                del table
+                if writer is None:
+                    writer = pq.ParquetWriter(
+                        str(dest_path), arrow.schema, compression=compression, compression_level=compression_level
+                    )
+                writer.write_table(arrow, row_group_size=max(1, arrow.num_rows))
+        finally:
+            if writer is not None:
+                writer.close()
+    for f in orphan_files:
+        orphans += int(read_outputs([f], provider, storage_options=opts).select(pl.len()).collect().item())
+    return ResultsSummary(
+        rows=rows,
+        succeeded=counts[STATUS_SUCCEEDED],
+        failed=counts[STATUS_FAILED],
+        skipped=counts[STATUS_SKIPPED],
+        missing=counts[STATUS_MISSING],
+        duplicates=duplicates,
+        orphans=orphans,
+    )
