@@ -6,6 +6,7 @@ import dagster as dg
 
 from bedrock_assets.assets import all_assets
 from bedrock_assets.asset_jobs import JOB_NAME, bedrock_batch_job
+from bedrock_assets.checks import all_checks
 from bedrock_assets.resources import default_resources
 from bedrock_assets.sensors import new_input_files
 
@@ -13,6 +14,7 @@ __all__ = ["defs", "JOB_NAME"]
 
 defs = dg.Definitions(
     assets=all_assets,
+    asset_checks=all_checks,
     jobs=[bedrock_batch_job],
     sensors=[new_input_files],
     resources=default_resources(),

@@ -58,6 +58,7 @@ def test_text_partition_end_to_end(aws_env, write_specs, instance):
     outcomes = check_outcomes(instance, run.run_id)
     assert outcomes == {
         "shard_limits_respected": True,
+        "one_job_per_shard_attempt": True,
         "every_row_answered_once": True,
         "error_rate_below_threshold": True,
         "no_duplicate_answers": True,

@@ -137,3 +137,26 @@ def test_classify(key, ok):
         assert found.partition == "jokes/" + key.rsplit("/", 1)[-1] and found.run_key.endswith(":abc")
     else:
         assert reason and key in reason
+
+
+def _attempt(n, status, path="batch"):
+    return {"attempt": n, "path": path, "job_name": f"ba-x-s00000-abc-a{n}", "status": status}
+
+
+@pytest.mark.parametrize(
+    "attempts, listed_names, ok",
+    [
+        ([_attempt(1, "Completed")], ["ba-x-s00000-abc-a1"], True),
+        ([_attempt(1, "PartiallyCompleted"), _attempt(2, "Completed")], ["ba-x-s00000-abc-a1", "ba-x-s00000-abc-a2"], True),
+        ([_attempt(1, "Completed"), _attempt(2, "Completed", "on-demand")], ["ba-x-s00000-abc-a1"], True),
+        ([_attempt(1, "Completed")], ["ba-x-s00000-abc-a1", "ba-x-s00000-abc-a1"], False),  # paid twice
+        ([_attempt(1, "Completed")], ["ba-x-s00000-abc-a1", "ba-x-s00000-abc-a2"], False),  # a stray job
+        ([_attempt(1, "Stopped")], ["ba-x-s00000-abc-a1"], False),  # never finished
+    ],
+)
+def test_audit_shard_jobs(attempts, listed_names, ok):
+    from bedrock_assets.checks import audit_shard_jobs
+
+    summary = {"shards": [{"shard": "shard-00000.jsonl", "attempts": attempts}]}
+    audit = audit_shard_jobs(summary, {"shard-00000.jsonl": [{"jobName": n} for n in listed_names]})
+    assert (not audit["duplicated_or_unaccounted_jobs"] and not audit["unfinished_shards"]) == ok
