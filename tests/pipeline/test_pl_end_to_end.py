@@ -121,3 +121,26 @@ def test_rematerializing_an_unchanged_partition_creates_no_new_jobs(aws_env, wri
     assert {j["jobArn"] for j in jobs_for_bucket(aws_env)} == arns
     logs = " ".join(r.user_message for r in instance.all_logs(second.run_id))
     assert "reusing the outputs of completed job" in logs and "no new job created" in logs
+
+
+def test_hugging_face_split_partition_end_to_end(aws_env, write_specs, instance):
+    """The real `datasets.load_dataset(..., streaming=True)` path, on the bundled local dataset folder."""
+    from bedrock_assets.specs import PACKAGED_SPECS
+
+    folder = PACKAGED_SPECS.parent / "samples" / "simplecot"
+    write_specs(
+        f"""
+        batches:
+          cot:
+            model_id: anthropic.claude-3-haiku-20240307-v1:0
+            prompt_id: question_answering
+            hf_dataset: {folder}
+            max_rows: 120
+        """
+    )
+    run = materialize_partition(instance, "cot/train", in_process=True)
+    assert run.status == dg.DagsterRunStatus.SUCCESS, failed_steps(instance, run.run_id)
+    results = read_results(aws_env, "cot/train").sort("record_id")
+    source = pl.read_parquet(folder / "train.parquet").head(120)
+    assert results.get_column("source").to_list() == source.get_column("source").to_list()
+    assert results.get_column("status").to_list() == ["succeeded"] * 120
