@@ -29,6 +29,7 @@ def materialize_partition(
     raise_on_error: bool = False,
     tags: dict[str, str] | None = None,
     in_process: bool = False,
+    console_log_level: str | None = None,
 ) -> dg.DagsterRun:
     """Materialize all four assets (and their checks) for one partition; returns the finished run.
 
@@ -36,11 +37,13 @@ def materialize_partition(
     time and pools are not enforced); the default multiprocess executor is what `dagster dev` uses.
     """
     register_partitions(instance, [partition_key])
-    run_config = {"execution": {"config": {"in_process": {}}}} if in_process else None
+    run_config: dict = {"execution": {"config": {"in_process": {}}}} if in_process else {}
+    if console_log_level:
+        run_config["loggers"] = {"console": {"config": {"log_level": console_log_level}}}
     with dg.execute_job(
         dg.reconstructable(bedrock_batch_job),
         instance=instance,
-        run_config=run_config,
+        run_config=run_config or None,
         tags={"dagster/partition": partition_key, **(tags or {})},
         raise_on_error=raise_on_error,
     ) as result:
