@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     from bedrock_assets.demo import DEMO_INPUTS, point_at_emulator, prepare_home
 
     prepare_home(home)
+    # SIGTERM (e.g. `kill`, a process manager) must run the cleanup below, not just vanish and
+    # leave the emulator and `dagster dev` orphaned.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     endpoint = f"http://127.0.0.1:{args.emulator_port}"
     env = dict(os.environ, DAGSTER_HOME=str(home))
     procs: list[subprocess.Popen] = []
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"Dagster UI: http://127.0.0.1:{args.ui_port}   emulator: {endpoint}   DAGSTER_HOME={home}")
         procs[-1].wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         for proc in reversed(procs):
