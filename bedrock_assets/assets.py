@@ -211,6 +211,7 @@ def run_shard_job(context: dg.OpExecutionContext, bedrock: BedrockBatch, storage
         poll_seconds=bedrock.resolved_poll_seconds(),
         backoff_cap=bedrock.resolved_backoff_cap(),
         storage_options=storage.polars_options(),
+        timeout_hours=spec.timeout_hours or bedrock.job_timeout_hours,
         log=context.log.info,
         warn=context.log.warning,
     )

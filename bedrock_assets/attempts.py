@@ -57,6 +57,7 @@ class ShardRun:
     poll_seconds: float
     backoff_cap: float
     storage_options: dict
+    timeout_hours: int = 24
     log: Log = print
     warn: Log = print
 
@@ -184,7 +185,7 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
             arn = jobs.create_job(
                 client, identity, client_request_token=identity.token_for_input(input_sha), log=run.log,
                 model_id=run.spec.model_id, role_arn=run.role_arn, input_uri=input_uri,
-                output_uri=layout.uri(layout.outputs_prefix(run.name)), timeout_hours=run.spec.timeout_hours,
+                output_uri=layout.uri(layout.outputs_prefix(run.name)), timeout_hours=run.timeout_hours,
                 invocation_type=run.spec.invocation_type,
                 tags={"bedrock-assets/partition": run.partition, "bedrock-assets/shard": run.name},
                 backoff=jobs.Backoff(cap=run.backoff_cap),

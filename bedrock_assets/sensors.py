@@ -133,7 +133,9 @@ def new_input_files(context: dg.SensorEvaluationContext, storage: ProjectStorage
     if not inputs:
         return dg.SensorResult(cursor=next_cursor.dump(), skip_reason="no new input files" if not fresh else "no usable new input files")
     keys = sorted({i.partition for i in inputs})
-    context.log.info(f"{len(inputs)} new input file(s): {', '.join(keys)}")
+    # Name at most 20: a bulk upload of 10,000 files would otherwise be one ~200 kB log line.
+    shown = ", ".join(keys[:20]) + (f", ... and {len(keys) - 20} more" if len(keys) > 20 else "")
+    context.log.info(f"{len(inputs)} new input file(s): {shown}")
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(run_key=i.run_key, partition_key=i.partition, tags={"bedrock-assets/etag": i.etag})

@@ -48,7 +48,7 @@ class BatchSpec:
     max_bytes_per_file: int = BEDROCK_MAX_FILE_BYTES
     skip_empty: bool = False  # drop rows whose text is empty/null instead of failing
     max_error_rate: float = 0.05  # asset check threshold on joined_results
-    timeout_hours: int = 24  # Bedrock timeoutDurationInHours, 24..168
+    timeout_hours: int | None = None  # Bedrock timeoutDurationInHours, 24..168; None: the resource's
     stuck_after_minutes: float = 360.0  # report a job still queued (Scheduled) after this long
     max_record_attempts: int = 3  # tries per record (first job + follow-ups) for transient errors
     budget_usd: float | None = None
@@ -98,7 +98,7 @@ def _parse_one(name: str, raw: Any, origin: str) -> BatchSpec:
             f"{where}: need {BEDROCK_MIN_RECORDS} <= min_records_per_job <= max_records_per_job, "
             f"got {spec.min_records_per_job} / {spec.max_records_per_job}"
         )
-    if not 24 <= spec.timeout_hours <= 168:
+    if spec.timeout_hours is not None and not 24 <= spec.timeout_hours <= 168:
         raise SpecError(f"{where}: timeout_hours must be 24..168 (Bedrock's range)")
     if spec.max_record_attempts < 1:
         raise SpecError(f"{where}: max_record_attempts must be >= 1")

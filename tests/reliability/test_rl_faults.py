@@ -213,3 +213,54 @@ def test_a_remainder_of_30_failed_records_is_answered_on_demand(aws_env, write_s
     assert sorted(on_demand.get_column("record_id").to_list()) == failing
     assert set(on_demand.get_column("attempt").to_list()) == {2}
     assert results.filter(pl.col("answered_by") == "batch").get_column("attempt").unique().to_list() == [1]
+
+
+def test_an_expired_job_is_retried_and_a_stuck_one_reported(aws_env, write_specs, instance):
+    """Scaled time: 1 emulated hour = 0.05 s, so a 24-hour timeout passes while the job queues."""
+    import threading
+
+    write_specs(SPECS.replace("    max_records_per_job: 50000\n", "    max_records_per_job: 50000\n    stuck_after_minutes: 0.01\n", 1))
+    aws_env.emulator.configure(queue_seconds=5, seconds_per_hour=0.05)
+
+    def unblock_after_first_expiry():
+        wait_until(lambda: any(j["status"] == "Expired" for j in jobs_for_bucket(aws_env)), what="an Expired job")
+        aws_env.emulator.configure(queue_seconds=0, seconds_per_hour=3600)
+
+    helper = threading.Thread(target=unblock_after_first_expiry)
+    helper.start()
+    key = put_input(aws_env, "jokes", "expiring.csv", topics(120))
+    run = materialize_partition(instance, key, in_process=True)
+    helper.join()
+    assert run.status == dg.DagsterRunStatus.SUCCESS, failed_steps(instance, run.run_id)
+    attempts = read_json(aws_env, f"jobs/{key}/shard-00000.json")["attempts"]
+    assert [a["status"] for a in attempts] == ["Expired", "Completed"]
+    assert attempts[0]["stuck"] is True  # queued past stuck_after_minutes: reported
+    assert len(jobs_for_bucket(aws_env)) == 2
+    warnings = [r.user_message for r in instance.all_logs(run.run_id) if r.level >= 30]
+    assert any("no queue-time SLA" in w for w in warnings)
+    all_answered(aws_env, key, 120)
+    meta = instance.get_latest_materialization_event(dg.AssetKey("batch_job_outputs")).asset_materialization.metadata
+    assert meta["stuck_jobs"].value == [attempts[0]["job_name"]]
+
+
+def test_a_partially_completed_job_keeps_its_answers_and_the_rest_follow_up(aws_env, write_specs, instance):
+    """The job runs out of time InProgress (24 emulated hours = 2.4 s at 100 records/s)."""
+    import threading
+
+    write_specs(SPECS)
+    aws_env.emulator.configure(records_per_second=100, seconds_per_hour=0.1)
+
+    def restore_time_after_first_job():
+        wait_until(lambda: any(j["status"] == "PartiallyCompleted" for j in jobs_for_bucket(aws_env)), what="PartiallyCompleted")
+        aws_env.emulator.configure(records_per_second=0, seconds_per_hour=3600)
+
+    helper = threading.Thread(target=restore_time_after_first_job)
+    helper.start()
+    key = put_input(aws_env, "jokes", "partial.csv", topics(600))
+    run = materialize_partition(instance, key, in_process=True)
+    helper.join()
+    assert run.status == dg.DagsterRunStatus.SUCCESS, failed_steps(instance, run.run_id)
+    attempts = read_json(aws_env, f"jobs/{key}/shard-00000.json")["attempts"]
+    assert attempts[0]["status"] == "PartiallyCompleted" and 0 < attempts[0]["success_records"] < 600
+    results = all_answered(aws_env, key, 600)
+    assert results.filter(pl.col("attempt") == 1).height == attempts[0]["success_records"]

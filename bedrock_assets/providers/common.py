@@ -1,0 +1,95 @@
+"""Shared parameter checks for the chat providers.
+
+Every text provider takes the same spec param names, whatever the model's own spelling:
+`max_tokens`, `temperature`, `top_p`, `top_k`, `stop_sequences` (each provider maps them onto
+its body: Nova `inferenceConfig.maxTokens`, Llama `max_gen_len`, Mistral `stop`, ...). A param a
+model does not take is an error before any spend, naming the params it does take.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bedrock_assets.providers.base import ProviderError
+
+# Written into every text body when the spec gives none, so the output-token upper bound used by
+# the cost estimate is the body's own value (not a model default that may change).
+DEFAULT_MAX_TOKENS = 1024
+
+
+def number(family: str, name: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
+        raise ProviderError(f"{family}: {name} must be a number in [{lo}, {hi}], got {value!r}")
+    return value
+
+
+def integer(family: str, name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ProviderError(f"{family}: {name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return value
+
+
+def string_list(family: str, name: str, value: Any, max_items: int | None = None) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+        raise ProviderError(f"{family}: {name} must be a list of non-empty strings, got {value!r}")
+    if max_items is not None and len(value) > max_items:
+        raise ProviderError(f"{family}: {name} takes at most {max_items} strings, got {len(value)}")
+    return list(value)
+
+
+def known_params(
+    family: str, params: Mapping[str, Any], allowed: Sequence[str], aliases: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Params with aliases folded into their uniform name; unknown names raise ProviderError."""
+    aliases = dict(aliases or {})
+    out: dict[str, Any] = {}
+    unknown = []
+    for key, value in params.items():
+        name = aliases.get(key, key)
+        if name not in allowed:
+            unknown.append(key)
+            continue
+        if name in out:
+            raise ProviderError(f"{family}: give {name} once (also given as {key!r})")
+        out[name] = value
+    if unknown:
+        extra = f" (aliases: {', '.join(f'{a}={n}' for a, n in aliases.items())})" if aliases else ""
+        raise ProviderError(f"{family}: unknown param(s) {sorted(unknown)}; allowed: {list(allowed)}{extra}")
+    return out
+
+
+def system_text(family: str, system: Any) -> str | None:
+    if system is None:
+        return None
+    if not isinstance(system, str) or not system.strip():
+        raise ProviderError(f"{family}: system must be a non-empty string")
+    return system
+
+
+def context_for(base_id: str, table: Sequence[tuple[str, int]], default: int) -> int:
+    """Context window of a base model id: the first prefix of `table` it starts with."""
+    for prefix, tokens in table:
+        if base_id.startswith(prefix):
+            return tokens
+    return default
+
+
+# `arn:aws:bedrock:us-east-1::foundation-model/<id>` or `...:inference-profile/<profile id>`.
+_ARN = re.compile(r"^arn:aws(?:-[^:]+)?:bedrock:[^:]*:[^:]*:(?:foundation-model|inference-profile)/(.+)$")
+# Cross-region inference profiles put a geography before the base id: `us.anthropic.claude-...`.
+_PROFILE_PREFIX = re.compile(r"^(?:us|eu|apac|global|us-gov|jp|au|ca)\.")
+
+
+def base_model_id(model_id: str) -> str:
+    """The base model id behind a base id, foundation-model ARN or inference-profile id/ARN."""
+    m = _ARN.match(model_id)
+    bare = m.group(1) if m else model_id
+    return _PROFILE_PREFIX.sub("", bare, count=1)
+
+
+def bare_model_id(model_id: str) -> str:
+    """The id without an ARN wrapper but with its geography prefix (`us.anthropic...`)."""
+    m = _ARN.match(model_id)
+    return m.group(1) if m else model_id
