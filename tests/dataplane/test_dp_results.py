@@ -1,0 +1,148 @@
+import json
+import random
+
+import polars as pl
+import pytest
+
+from bedrock_assets import providers, records, results, shards
+
+from dp_helpers import TITAN, make_spec
+
+
+def _claude_ok(rid, text, stop="end_turn", tin=10, tout=5):
+    return {"recordId": rid, "modelInput": {"messages": [{"role": "user", "content": "secret PII"}]},
+            "modelOutput": {"id": "msg_1", "type": "message", "role": "assistant",
+                            "content": [{"type": "text", "text": text}], "stop_reason": stop,
+                            "stop_sequence": None, "usage": {"input_tokens": tin, "output_tokens": tout}}}
+
+
+def _error(rid, code, message="bad request"):
+    return {"recordId": rid, "modelInput": {"x": 1}, "error": {"errorCode": code, "errorMessage": message}}
+
+
+def _write_out(path, docs, seed=0):
+    docs = list(docs)
+    random.Random(seed).shuffle(docs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+    return str(path)
+
+
+def _claude():
+    return providers.for_spec(make_spec())
+
+
+def test_read_outputs_claude_shuffled_with_errors(tmp_path):
+    docs = [_claude_ok(f"R{i:010d}", f"answer {i} ü\n\"q\"", tin=i, tout=2 * i) for i in range(50)]
+    docs += [_error("R0000000050", 400), _error("R0000000051", "ThrottlingException", "slow down")]
+    f = _write_out(tmp_path / "shard-00000.jsonl.out", docs)
+    (tmp_path / "manifest.json.out").write_text('{"totalRecordCount": 52}')
+    lf = results.read_outputs([f, str(tmp_path / "manifest.json.out")], _claude())
+    df = lf.collect().sort("record_id")
+    assert "modelInput" not in df.columns and not any("PII" in str(v) for v in df.row(0))
+    assert df.columns[:7] == ["record_id", "response", "stop_reason", "input_tokens", "output_tokens", "error_code", "error_message"]
+    row7 = df.filter(pl.col("record_id") == "R0000000007").row(0, named=True)
+    assert row7["response"] == 'answer 7 ü\n"q"' and row7["input_tokens"] == 7 and row7["output_tokens"] == 14
+    assert row7["stop_reason"] == "end_turn" and row7["error_code"] is None
+    errs = df.filter(pl.col("error_code").is_not_null()).select("record_id", "error_code", "error_message").rows()
+    assert errs == [("R0000000050", "400", "bad request"), ("R0000000051", "ThrottlingException", "slow down")]
+    assert df.filter(pl.col("error_code").is_not_null())["response"].null_count() == 2
+
+
+def test_claude_response_joins_text_blocks():
+    p = _claude()
+    mo = pl.DataFrame({"mo": [{"content": [{"type": "text", "text": "a"}, {"type": "tool_use", "text": None},
+                                           {"type": "text", "text": "b"}], "stop_reason": "tool_use",
+                               "usage": {"input_tokens": 1, "output_tokens": 2}}]},
+                      schema={"mo": p.output_schema})
+    assert mo.select(**p.output_columns(pl.col("mo")))["response"][0] == "ab"
+
+
+def test_read_outputs_titan(tmp_path):
+    p = providers.for_spec(make_spec(model_id=TITAN, prompt=None, text_column="t", params={"dimensions": 256}))
+    docs = [{"recordId": f"R{i:010d}", "modelInput": {"inputText": "x"},
+             "modelOutput": {"embedding": [i / 1000.0] * 256, "inputTextTokenCount": 3 + i,
+                             "embeddingsByType": {"float": [0.0] * 256}}} for i in range(20)]
+    docs.append(_error("R0000000020", 400))
+    df = results.read_outputs([_write_out(tmp_path / "shard-00000.jsonl.out", docs)], p).collect().sort("record_id")
+    assert df.schema["embedding"] == pl.Array(pl.Float32, 256)
+    assert df.columns[:3] == ["record_id", "embedding", "input_tokens"]
+    assert df["input_tokens"].to_list()[:3] == [3, 4, 5]
+    assert df["embedding"][5].to_list() == pytest.approx([0.005] * 256)
+    assert df["embedding"][20] is None and df["error_code"][20] == "400"
+
+
+def _records_lf(n):
+    return records.assign_record_ids(pl.LazyFrame({"q": [f"question {i}" for i in range(n)]}))
+
+
+def test_join_keeps_every_record_once_with_status(tmp_path):
+    n = 30
+    docs = [_claude_ok(f"R{i:010d}", f"a{i}") for i in range(0, 20)]
+    docs += [_error(f"R{i:010d}", 400) for i in range(20, 25)]
+    # R5 answered twice: once failed (first file), once succeeded -> the success wins
+    docs.append(_error("R0000000005", 500, "internal"))
+    # R6 answered twice with two successes -> first by (file, line), independent of shuffling
+    f1 = _write_out(tmp_path / "a" / "shard-00000.jsonl.out", docs, seed=1)
+    f2 = _write_out(tmp_path / "b" / "shard-00000.jsonl.out", [_claude_ok("R0000000006", "second")], seed=2)
+    outs = results.read_outputs([f2, f1], _claude())
+    assert results.count_duplicates(outs) == 1  # R6 paid twice; R5's error + answer is a retry
+    skipped = pl.col("q") == "question 27"
+    df = results.join_results(_records_lf(n), outs, skipped=skipped).collect()
+    assert df.height == n and df["record_id"].to_list() == [f"R{i:010d}" for i in range(n)]
+    assert df["q"].to_list() == [f"question {i}" for i in range(n)]
+    status = df["status"].to_list()
+    assert status[:20] == ["succeeded"] * 20 and status[20:25] == ["failed"] * 5
+    assert status[25:] == ["missing", "missing", "skipped", "missing", "missing"]
+    assert df["response"][5] == "a5" and df["error_code"][5] is None
+    assert df["response"][6] == "a6"
+    assert df["error_code"][21] == "400"
+    for seed in (3, 4):  # line order does not change which duplicate is kept
+        _write_out(tmp_path / "a" / "shard-00000.jsonl.out", docs, seed=seed)
+        again = results.join_results(_records_lf(n), results.read_outputs([f1, f2], _claude())).collect()
+        assert again.drop("status").equals(df.drop("status"))
+
+
+def test_read_manifests_sums_and_tolerates_missing_keys(tmp_path):
+    (tmp_path / "j1").mkdir()
+    (tmp_path / "j2").mkdir()
+    (tmp_path / "j1" / "manifest.json.out").write_text(json.dumps(
+        {"totalRecordCount": 10, "processedRecordCount": 10, "successRecordCount": 9, "errorRecordCount": 1,
+         "inputTokenCount": 100, "outputTokenCount": 50}))
+    (tmp_path / "j2" / "manifest.json.out").write_text(json.dumps(
+        {"totalRecordCount": 5, "processedRecordCount": 5, "successRecordCount": 5, "errorRecordCount": 0,
+         "inputTokenCount": 20}))
+    paths = [str(tmp_path / "j1" / "manifest.json.out"), str(tmp_path / "j2" / "manifest.json.out"), "x/shard-00000.jsonl.out"]
+    assert results.read_manifests(paths) == results.ManifestTotals(
+        records=15, processed=15, success=14, error=1, input_tokens=120, output_tokens=50)
+
+
+def test_write_results_end_to_end(tmp_path):
+    n = 450
+    spec = make_spec(max_records_per_job=200, skip_empty=True)
+    data = {"q": [f"q{i}" if i % 50 else "" for i in range(n)]}
+    recs = records.assign_record_ids(pl.LazyFrame(data))
+    recs.sink_parquet(tmp_path / "records.parquet")
+    provider = providers.for_spec(spec)
+    infos = shards.write_shards(pl.scan_parquet(tmp_path / "records.parquet"), spec, provider, tmp_path / "shards", "in")
+    outs = []
+    for k, info in enumerate(infos):
+        ids = [json.loads(l)["recordId"] for l in (tmp_path / "shards" / info.name).read_text().splitlines()]
+        docs = [_error(r, 400) if int(r[1:]) % 7 == 0 else _claude_ok(r, "ok " + r) for r in ids[:-3]]
+        docs.append(_claude_ok(next(r for r in ids if int(r[1:]) % 7), "dup"))  # answered twice
+        outs.append(_write_out(tmp_path / "out" / info.name / "job" / (info.name + ".out"), docs, seed=k))
+        (tmp_path / "out" / info.name / "job" / "manifest.json.out").write_text("{}")
+        outs.append(str(tmp_path / "out" / info.name / "job" / "manifest.json.out"))
+    labels = {f: (1, "batch") for f in outs if f.endswith(".jsonl.out")}
+    summary = results.write_results(str(tmp_path / "records.parquet"), infos, outs, provider,
+                                    tmp_path / "results.parquet", skipped=shards.empty_text(shards.text_parts(spec, provider)),
+                                    file_labels=labels)
+    df = pl.read_parquet(tmp_path / "results.parquet")
+    answered = df.filter(pl.col("status").is_in(["succeeded", "failed"]))
+    assert answered["attempt"].to_list() == [1] * answered.height
+    assert set(answered["answered_by"]) == {"batch"}
+    assert df.height == n and df["record_id"].to_list() == [f"R{i:010d}" for i in range(n)]
+    assert summary.rows == n and summary.skipped == 9 and summary.missing == 3 * len(infos)
+    assert summary.duplicates == len(infos) and summary.orphans == 0
+    assert summary.failed == df.filter(pl.col("status") == "failed").height > 0
+    assert summary.succeeded + summary.failed + summary.skipped + summary.missing == n
