@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from bedrock_assets import attempts, jobs, providers, records, results, shards
+from bedrock_assets import attempts, jobs, pricing, providers, records, results, shards
 from bedrock_assets.partitions import inputs_partitions
 from bedrock_assets.resources import BedrockBatch, ProjectStorage
 from bedrock_assets.settings import BEDROCK_POOL
@@ -111,7 +111,11 @@ def raw_dataset(context: dg.AssetExecutionContext, storage: ProjectStorage) -> d
     group_name=GROUP,
     kinds={"s3", "polars", "bedrock"},
     deps=[raw_dataset],
-    check_specs=[dg.AssetCheckSpec("shard_limits_respected", asset="jsonl_shards")],
+    check_specs=[
+        dg.AssetCheckSpec("shard_limits_respected", asset="jsonl_shards"),
+        # Blocking: over budget, nothing downstream runs, so no job is created.
+        dg.AssetCheckSpec("within_budget", asset="jsonl_shards", blocking=True),
+    ],
 )
 def jsonl_shards(context: dg.AssetExecutionContext, storage: ProjectStorage) -> dg.MaterializeResult:
     """The partition's records rendered as the model's request bodies and split into
@@ -133,6 +137,8 @@ def jsonl_shards(context: dg.AssetExecutionContext, storage: ProjectStorage) -> 
             infos = shards.write_shards(table, spec, provider, tmp, source)
         for info in infos:
             s3.upload_file(str(Path(tmp) / info.name), layout.bucket, layout.shard_key(info.name))
+        estimate = pricing.estimate_batch(spec, provider, [Path(tmp) / i.name for i in infos])
+    budget = pricing.check_budget(estimate, spec.budget_usd)
     shard_docs = [
         {**info.to_dict(), "key": layout.shard_key(info.name), "uri": layout.uri(layout.shard_key(info.name))}
         for info in infos
@@ -142,7 +148,11 @@ def jsonl_shards(context: dg.AssetExecutionContext, storage: ProjectStorage) -> 
         s3,
         layout.bucket,
         layout.shards_manifest_key,
-        {"partition": partition, "batch": batch, "model_id": spec.model_id, "records": total, "shards": shard_docs},
+        {
+            "partition": partition, "batch": batch, "model_id": spec.model_id, "records": total, "shards": shard_docs,
+            "estimate": estimate.to_dict(),
+            "budget": {"passed": budget.passed, "message": budget.message, "budget_usd": budget.budget_usd},
+        },
     )
     over = [
         s["name"]
@@ -161,9 +171,17 @@ def jsonl_shards(context: dg.AssetExecutionContext, storage: ProjectStorage) -> 
             "min_records_per_job": spec.min_records_per_job,
         },
     )
-    context.log.info(f"{partition}: {total} records in {len(shard_docs)} shard(s)")
+    budget_check = dg.AssetCheckResult(
+        check_name="within_budget",
+        passed=budget.passed,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=budget.message,
+        metadata={"budget_usd": budget.budget_usd, "estimated_usd": budget.estimated_usd},
+    )
+    context.log.info(f"{partition}: {total} records in {len(shard_docs)} shard(s); {budget.message}")
     return dg.MaterializeResult(
         metadata={
+            **estimate.metadata(),
             "dagster/row_count": total,
             "shards": len(shard_docs),
             "bytes": sum(s["bytes"] for s in shard_docs),
@@ -174,7 +192,7 @@ def jsonl_shards(context: dg.AssetExecutionContext, storage: ProjectStorage) -> 
                 + "\n".join(f"| {s['name']} | {s['records']} | {s['bytes']} | {s['sha256'][:12]} |" for s in shard_docs)
             ),
         },
-        check_results=[check],
+        check_results=[check, budget_check],
     )
 
 
@@ -186,6 +204,10 @@ def plan_shard_jobs(context: dg.OpExecutionContext, storage: ProjectStorage):
     manifest = get_json(storage.client(), layout.bucket, layout.shards_manifest_key)
     if not manifest:
         raise dg.Failure(f"no shard manifest at {layout.uri(layout.shards_manifest_key)}; materialize jsonl_shards first")
+    budget = manifest.get("budget") or {"passed": True}
+    if not budget["passed"]:
+        # The blocking check already stops a full run; this also stops a run of this asset alone.
+        raise dg.Failure(description=f"not submitting any job: {budget['message']}", allow_retries=False)
     for shard in manifest["shards"]:
         key = shard["name"].removesuffix(".jsonl").replace("-", "_")
         yield dg.DynamicOutput(shard, mapping_key=key)
@@ -329,6 +351,11 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
             skipped=skipped, storage_options=opts, file_labels=labels,
         )
         preview = pl.read_parquet(local, n_rows=5)
+        on_demand = pl.scan_parquet(local).filter(pl.col("answered_by") == "on-demand")
+        od = on_demand.select(
+            pl.col("input_tokens").fill_null(0).sum().alias("i"),
+            (pl.col("output_tokens").fill_null(0).sum() if provider.kind == "text" else pl.lit(0)).alias("o"),
+        ).collect().row(0)
         s3.upload_file(str(local), layout.bucket, layout.results_key)
     tokens = results.read_manifests(out_uris, storage_options=opts)
     raw_rows = pl.scan_parquet(layout.uri(layout.records_key), storage_options=opts).select(pl.len()).collect().item()
@@ -362,6 +389,7 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
             "missing": stats.missing,
             "input_tokens": tokens.input_tokens,
             "output_tokens": tokens.output_tokens,
+            **pricing.actual_cost_metadata(spec.model_id, tokens.input_tokens, tokens.output_tokens, int(od[0] or 0), int(od[1] or 0)),
             "results_uri": dg.MetadataValue.path(layout.uri(layout.results_key)),
             "preview": _preview(preview.drop("embedding", strict=False)),
         },

@@ -28,7 +28,7 @@ import dataclasses
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -436,7 +436,22 @@ def check_budget(estimate: BatchEstimate, budget_usd: float | None) -> BudgetChe
     return BudgetCheck(True, f"estimated cost ${usd:,.4f} within budget_usd={budget_usd:g}", budget_usd, usd)
 
 
-def actual_cost_of_manifest(model_id: str, manifest: Any, path: PricePath = "batch") -> CostEstimate:
-    """actual_cost from a `results.ManifestTotals` (or anything with input_tokens/output_tokens)."""
-    return actual_cost(model_id, int(manifest.input_tokens), int(manifest.output_tokens), path)
-
+def actual_cost_metadata(
+    model_id: str, batch_input: int, batch_output: int, on_demand_input: int = 0, on_demand_output: int = 0,
+) -> dict[str, Any]:
+    """Plain metadata for the measured spend of a partition: batch tokens (the jobs'
+    manifest.json.out totals) at batch prices plus on-demand-answered tokens (the results rows
+    with answered_by == "on-demand") at on-demand prices. A part with an unknown price makes the
+    total unknown (None), with the reason."""
+    parts = [actual_cost(model_id, batch_input, batch_output, "batch")]
+    if on_demand_input or on_demand_output:
+        parts.append(actual_cost(model_id, on_demand_input, on_demand_output, "on-demand"))
+    unknown = [p.reason for p in parts if not p.known]
+    total = None if unknown else sum(p.usd or 0.0 for p in parts)
+    out: dict[str, Any] = {
+        "actual_cost_usd": round(total, 6) if total is not None else None,
+        "actual_cost": "; ".join(str(p) for p in parts),
+    }
+    if unknown:
+        out["price_unknown"] = unknown[0]
+    return out

@@ -22,6 +22,11 @@ batches:
     model_id: us.anthropic.claude-3-haiku-20240307-v1:0
     prompt: "Tell me a joke about {topic}."
     max_records_per_job: 150
+  over-budget:
+    model_id: anthropic.claude-3-haiku-20240307-v1:0
+    prompt: "Tell me a joke about {topic}."
+    params: {max_tokens: 1000}
+    budget_usd: 0.001
   bad-template:
     model_id: anthropic.claude-3-haiku-20240307-v1:0
     prompt: "Tell me a joke about {subject}."
@@ -58,6 +63,7 @@ def test_text_partition_end_to_end(aws_env, write_specs, instance):
     outcomes = check_outcomes(instance, run.run_id)
     assert outcomes == {
         "shard_limits_respected": True,
+        "within_budget": True,
         "one_job_per_shard_attempt": True,
         "every_row_answered_once": True,
         "error_rate_below_threshold": True,
@@ -144,3 +150,25 @@ def test_hugging_face_split_partition_end_to_end(aws_env, write_specs, instance)
     source = pl.read_parquet(folder / "train.parquet").head(120)
     assert results.get_column("source").to_list() == source.get_column("source").to_list()
     assert results.get_column("status").to_list() == ["succeeded"] * 120
+
+
+def test_over_budget_batch_is_stopped_before_any_job_exists(aws_env, write_specs, instance):
+    write_specs(SPECS)
+    key = put_input(aws_env, "over-budget", "topics.csv", _topics(150))
+    run = materialize_partition(instance, key, in_process=True)
+    assert run.status == dg.DagsterRunStatus.FAILURE
+    assert check_outcomes(instance, run.run_id)["within_budget"] is False
+    assert jobs_for_bucket(aws_env) == []
+    manifest = read_json(aws_env, f"shards/{key}/manifest.json")
+    assert manifest["budget"]["passed"] is False and "exceeds budget_usd=0.001" in manifest["budget"]["message"]
+    # Materializing batch_job_outputs on its own later still refuses to spend.
+    from bedrock_assets.runner import bedrock_batch_job
+
+    alone = dg.execute_job(
+        dg.reconstructable(bedrock_batch_job), instance=instance, tags={"dagster/partition": key},
+        asset_selection=[dg.AssetKey("batch_job_outputs")],
+        run_config={"execution": {"config": {"in_process": {}}}},
+    )
+    with alone as result:
+        assert not result.success
+    assert jobs_for_bucket(aws_env) == []
