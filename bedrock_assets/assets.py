@@ -14,6 +14,7 @@ materialized, and the `bedrock_batch` pool still caps jobs in flight across all 
 import contextlib
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -25,6 +26,10 @@ from bedrock_assets.resources import BedrockBatch, ProjectStorage
 from bedrock_assets.settings import BEDROCK_POOL
 from bedrock_assets.specs import SpecError, get_spec
 from bedrock_assets.storage import get_json, list_keys, put_json, split_partition_key
+
+# `backfill_policy` on assets is marked beta in dagster 1.13; we rely on it deliberately (see the
+# module doc), so its warning would only repeat in every step process's log.
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 GROUP = "bedrock_batch"
 BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)

@@ -8,6 +8,7 @@ copies the results to ./demo-results and prints a summary.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import time
@@ -43,13 +44,20 @@ def point_at_emulator(endpoint: str) -> None:
     os.environ.pop("AWS_PROFILE", None)
 
 
-def summarize(partition: str, results_path: Path) -> dict:
+def summarize(partition: str, results_path: Path, manifest: dict) -> dict:
     import polars as pl
+
+    from bedrock_assets import pricing
+    from bedrock_assets.specs import get_spec
 
     df = pl.read_parquet(results_path)
     tokens_in = int(df.get_column("input_tokens").fill_null(0).sum()) if "input_tokens" in df.columns else 0
     tokens_out = int(df.get_column("output_tokens").fill_null(0).sum()) if "output_tokens" in df.columns else 0
+    estimate = (manifest.get("estimate") or {}).get("cost") or {}
+    actual = pricing.actual_cost(get_spec(partition.split("/")[0]).model_id, tokens_in, tokens_out, "batch")
     return {
+        "estimated_usd": estimate.get("usd"),
+        "actual_usd": actual.usd,
         "partition": partition,
         "rows_in": df.height,
         "answered": df.filter(pl.col("status") == "succeeded").height,
@@ -75,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     from bedrock_assets.runner import materialize_partition
     from bedrock_assets.storage import PartitionLayout, ensure_bucket
 
+    import logging
+
+    logging.getLogger("dagster").setLevel(logging.WARNING)  # step logs stay in the instance
     home = Path(os.environ.get("DAGSTER_HOME") or ".dagster_home").resolve()
     os.environ["DAGSTER_HOME"] = str(home)
     prepare_home(home)
@@ -99,13 +110,21 @@ def main(argv: list[str] | None = None) -> int:
                 local = Path(args.out) / key / "results.parquet"
                 local.parent.mkdir(parents=True, exist_ok=True)
                 s3.download_file(layout.bucket, layout.results_key, str(local))
-                rows.append(summarize(key, local))
-    print(f"\n{'partition':28} {'rows in':>8} {'answered':>9} {'errors':>7} {'in tokens':>10} {'out tokens':>11}")
+                manifest = json.loads(s3.get_object(Bucket=layout.bucket, Key=layout.shards_manifest_key)["Body"].read())
+                rows.append(summarize(key, local, manifest))
+    def usd(value) -> str:
+        return "unknown" if value is None else f"${value:.4f}"
+
+    print(
+        f"\n{'partition':26} {'rows in':>7} {'answered':>8} {'errors':>6} {'in tokens':>9} {'out tokens':>10} "
+        f"{'est. cost (max)':>15} {'batch cost':>10}"
+    )
     for r in rows:
         print(
-            f"{r['partition']:28} {r['rows_in']:8} {r['answered']:9} {r['errors']:7} "
-            f"{r['input_tokens']:10} {r['output_tokens']:11}"
+            f"{r['partition']:26} {r['rows_in']:7} {r['answered']:8} {r['errors']:6} "
+            f"{r['input_tokens']:9} {r['output_tokens']:10} {usd(r['estimated_usd']):>15} {usd(r['actual_usd']):>10}"
         )
+    print("est. cost = upper bound before submission (every record uses max_tokens); batch cost = from the jobs' token counts")
     print(f"\nresults (Parquet, one row per input row): {Path(args.out).resolve()}/<partition>/results.parquet")
     print(f"runs are in the Dagster instance at {home} (open it with `make dev`)")
     print(f"demo finished in {time.monotonic() - started:.0f}s")
