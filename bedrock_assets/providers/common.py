@@ -12,7 +12,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bedrock_assets.providers.base import ProviderError
+import polars as pl
+
+from bedrock_assets.providers.base import ProviderError, estimated_tokens, json_object
 
 # Written into every text body when the spec gives none, so the output-token upper bound used by
 # the cost estimate is the body's own value (not a model default that may change).
@@ -93,3 +95,30 @@ def bare_model_id(model_id: str) -> str:
     """The id without an ARN wrapper but with its geography prefix (`us.anthropic...`)."""
     m = _ARN.match(model_id)
     return m.group(1) if m else model_id
+
+
+class TemplatedPrompt:
+    """Mixin for bodies `{<constant params>, "prompt": head + text + tail}` (Llama, Mistral text).
+
+    The subclass sets `_head`, `_tail` (the chat template around the text), `_prefix` (the JSON of
+    the constant params without its closing brace, plus a comma), `max_tokens` and
+    `context_tokens`."""
+
+    _head: str
+    _tail: str
+    _prefix: str
+    max_tokens: int
+    context_tokens: int
+
+    @property
+    def prompt_constant_text(self) -> str:
+        return self._head + self._tail
+
+    def model_input(self, text: pl.Expr) -> pl.Expr:
+        prompt = pl.concat_str([pl.lit(self._head), text, pl.lit(self._tail)])
+        # `{"prompt":"..."}` minus its opening brace, after the constant params.
+        return pl.concat_str([pl.lit(self._prefix), json_object({"prompt": prompt}).str.slice(1)])
+
+    @property
+    def max_input_tokens(self) -> int:
+        return self.context_tokens - self.max_tokens - estimated_tokens(len(self.prompt_constant_text.encode()))

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from bedrock_assets.providers import common
-from bedrock_assets.providers.base import Provider, ProviderError, estimated_tokens, json_object, json_value
+from bedrock_assets.providers.base import Provider, ProviderError, json_value
 
 FAMILY = "meta-llama3"
 BEGIN = "<|begin_of_text|>"
@@ -38,7 +38,7 @@ def chat_template(system: str | None) -> tuple[str, str]:
     return head, EOT + ASSISTANT_HEADER
 
 
-class Llama3(Provider):
+class Llama3(common.TemplatedPrompt, Provider):
     family = FAMILY
     kind = "text"
     model_prefixes = ("meta.llama3-",)
@@ -74,19 +74,6 @@ class Llama3(Provider):
         self.system = common.system_text(FAMILY, system)
         self._head, self._tail = chat_template(self.system)
         self._prefix = json_value(body)[:-1] + ","
-
-    @property
-    def prompt_constant_text(self) -> str:
-        return self._head + self._tail
-
-    def model_input(self, text: pl.Expr) -> pl.Expr:
-        prompt = pl.concat_str([pl.lit(self._head), text, pl.lit(self._tail)])
-        # `{"prompt":"..."}` minus its opening brace, after the constant params.
-        return pl.concat_str([pl.lit(self._prefix), json_object({"prompt": prompt}).str.slice(1)])
-
-    @property
-    def max_input_tokens(self) -> int:
-        return self.context_tokens - self.max_tokens - estimated_tokens(len(self.prompt_constant_text.encode()))
 
     def output_columns(self, model_output: pl.Expr) -> dict[str, pl.Expr]:
         return {

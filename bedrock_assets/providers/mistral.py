@@ -45,7 +45,7 @@ def _limits(base_id: str, table: tuple[tuple[str, int, int], ...]) -> tuple[int,
     return 32_000, 8_192
 
 
-class MistralText(Provider):
+class MistralText(common.TemplatedPrompt, Provider):
     family = "mistral-text"
     kind = "text"
     model_prefixes = tuple(prefix for prefix, _, _ in _TEXT_LIMITS)
@@ -74,18 +74,6 @@ class MistralText(Provider):
         self._head = INST_OPEN + (self.system + "\n\n" if self.system else "")
         self._tail = INST_CLOSE
         self._prefix = json_value(body)[:-1] + ","
-
-    @property
-    def prompt_constant_text(self) -> str:
-        return self._head + self._tail
-
-    def model_input(self, text: pl.Expr) -> pl.Expr:
-        prompt = pl.concat_str([pl.lit(self._head), text, pl.lit(self._tail)])
-        return pl.concat_str([pl.lit(self._prefix), json_object({"prompt": prompt}).str.slice(1)])
-
-    @property
-    def max_input_tokens(self) -> int:
-        return self.context_tokens - self.max_tokens - estimated_tokens(len(self.prompt_constant_text.encode()))
 
     def output_columns(self, model_output: pl.Expr) -> dict[str, pl.Expr]:
         first = model_output.struct.field("outputs").list.first()
