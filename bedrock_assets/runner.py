@@ -37,17 +37,25 @@ def materialize_partition(
     time and pools are not enforced); the default multiprocess executor is what `dagster dev` uses.
     """
     register_partitions(instance, [partition_key])
-    run_config: dict = {"execution": {"config": {"in_process": {}}}} if in_process else {}
+    run_config: dict = {}
     if console_log_level:
         run_config["loggers"] = {"console": {"config": {"log_level": console_log_level}}}
-    with dg.execute_job(
-        dg.reconstructable(bedrock_batch_job),
-        instance=instance,
-        run_config=run_config or None,
-        tags={"dagster/partition": partition_key, **(tags or {})},
-        raise_on_error=raise_on_error,
-    ) as result:
+    run_tags = {"dagster/partition": partition_key, **(tags or {})}
+    if in_process:
+        result = bedrock_batch_job().execute_in_process(
+            instance=instance, partition_key=partition_key, tags=tags, run_config=run_config or None,
+            raise_on_error=raise_on_error,
+        )
         run_id = result.run_id
+    else:
+        with dg.execute_job(
+            dg.reconstructable(bedrock_batch_job),
+            instance=instance,
+            run_config=run_config or None,
+            tags=run_tags,
+            raise_on_error=raise_on_error,
+        ) as result:
+            run_id = result.run_id
     run = instance.get_run_by_id(run_id)
     assert run is not None
     return run

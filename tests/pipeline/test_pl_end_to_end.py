@@ -164,11 +164,8 @@ def test_over_budget_batch_is_stopped_before_any_job_exists(aws_env, write_specs
     # Materializing batch_job_outputs on its own later still refuses to spend.
     from bedrock_assets.runner import bedrock_batch_job
 
-    alone = dg.execute_job(
-        dg.reconstructable(bedrock_batch_job), instance=instance, tags={"dagster/partition": key},
-        asset_selection=[dg.AssetKey("batch_job_outputs")],
-        run_config={"execution": {"config": {"in_process": {}}}},
+    alone = bedrock_batch_job().execute_in_process(
+        instance=instance, partition_key=key, asset_selection=[dg.AssetKey("batch_job_outputs")], raise_on_error=False
     )
-    with alone as result:
-        assert not result.success
+    assert not alone.success
     assert jobs_for_bucket(aws_env) == []
