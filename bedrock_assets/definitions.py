@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from bedrock_assets.assets import all_assets
-from bedrock_assets.asset_jobs import JOB_NAME, bedrock_batch_job
+from bedrock_assets.asset_jobs import JOB_NAME, bedrock_batch_job, bedrock_executor
 from bedrock_assets.checks import all_checks
 from bedrock_assets.resources import default_resources
 from bedrock_assets.sensors import new_input_files
@@ -18,4 +18,5 @@ defs = dg.Definitions(
     jobs=[bedrock_batch_job],
     sensors=[new_input_files],
     resources=default_resources(),
+    executor=bedrock_executor,
 )

@@ -36,12 +36,19 @@ def _default_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bedrock-assets dev", description=__doc__.splitlines()[0])
     parser.add_argument("--emulator-port", type=int, default=4566)
     parser.add_argument("--ui-port", type=int, default=3000)
     parser.add_argument("--no-samples", action="store_true", help="do not stage the sample inputs")
     args = parser.parse_args(argv)
+    # `kill <pid>` (SIGTERM) must stop the children too, as Ctrl-C does: by default SIGTERM ends
+    # this process at once and leaves the emulator and `dagster dev` holding their ports.
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
     root = Path(__file__).resolve().parent.parent
     home = Path(os.environ.get("DAGSTER_HOME") or root / ".dagster_home").resolve()

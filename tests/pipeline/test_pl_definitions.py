@@ -42,3 +42,17 @@ def test_asset_graph_kinds_descriptions_and_checks():
         "error_rate_below_threshold", "no_duplicate_answers",
     }
     assert [s.name for s in defs.sensors] == ["new_input_files"]
+
+
+def test_every_job_runs_as_many_steps_as_the_quota_not_one_per_cpu():
+    """UI backfills run `__ASSET_JOB`: it must get the project executor too."""
+    from bedrock_assets.asset_jobs import MAX_CONCURRENT_STEPS
+    from bedrock_assets.definitions import JOB_NAME, defs
+
+    assert MAX_CONCURRENT_STEPS >= 20  # the Bedrock in-flight quota per model
+    for name in (JOB_NAME, "__ASSET_JOB"):
+        job = defs.resolve_job_def(name)
+        resolved = dg.validate_run_config(job, None)["execution"]["bedrock_executor"]
+        assert resolved["multiprocess"]["max_concurrent"] == MAX_CONCURRENT_STEPS
+        in_process = dg.validate_run_config(job, {"execution": {"config": {"in_process": {}}}})
+        assert "in_process" in in_process["execution"]["bedrock_executor"]
