@@ -30,15 +30,16 @@ from bedrock_assets.storage import get_json, list_keys, put_json, split_partitio
 # `backfill_policy` on assets is marked beta in dagster 1.13; we rely on it deliberately (see the
 # module doc), so its warning would only repeat in every step process's log.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", message=".*partitions_def.*", category=dg.PreviewWarning)
 
 GROUP = "bedrock_batch"
 
 
 def _check(name: str, asset: str, blocking: bool = False) -> dg.AssetCheckSpec:
-    # Partitioned like the asset, so the UI shows each partition's own check result (an
-    # unpartitioned check on a partitioned asset reads "Not evaluated" there). Preview in 1.13.
-    return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, partitions_def=inputs_partitions)
+    # Unpartitioned on purpose. Partitioned checks (preview in 1.13) make a UI backfill plan each
+    # check over every partition of the backfill in every run, so the other partitions' results
+    # read SKIPPED. The cost: the asset's Checks tab shows the latest evaluation, not per partition
+    # (each run's page shows its own). See docs/ui.md.
+    return dg.AssetCheckSpec(name, asset=asset, blocking=blocking)
 BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
@@ -70,14 +71,19 @@ def console_url(region: str, job_arn: str) -> str:
     return f"https://{region}.console.aws.amazon.com/bedrock/home?region={region}#/batch-inference/{job_id}"
 
 
-def _load_records(spec, input_name: str, layout, opts: dict) -> pl.LazyFrame:
+def _write_records(spec, input_name: str, layout, opts: dict) -> str:
+    """Stream the input into records.parquet (ids assigned) without holding it in memory."""
+    records_uri = layout.uri(layout.records_key)
     if spec.is_hf:
-        frame = records.read_hf_split(spec.hf_dataset, input_name, config=spec.hf_config, max_rows=spec.max_rows).lazy()
-    else:
-        frame = records.read_input(layout.uri(layout.input_key), storage_options=opts)
-        if spec.max_rows:
-            frame = frame.head(spec.max_rows)
-    return records.assign_record_ids(frame, spec.id_column)
+        records.write_hf_records(
+            spec.hf_dataset, input_name, records_uri, config=spec.hf_config, max_rows=spec.max_rows,
+            id_column=spec.id_column, storage_options=opts,
+        )
+        return f"hf://{spec.hf_dataset}[{input_name}]"
+    source = layout.uri(layout.input_key)
+    frame = records.read_input(source, storage_options=opts, max_rows=spec.max_rows)
+    records.write_records(records.assign_record_ids(frame, spec.id_column, source), records_uri, storage_options=opts)
+    return source
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,16 +98,12 @@ def raw_dataset(context: dg.AssetExecutionContext, storage: ProjectStorage) -> d
     `record_id`, stored as Parquet at `records/<partition>/records.parquet`."""
     partition = context.partition_key
     batch, name = split_partition_key(partition)
-    with bad_input_fails_cleanly():
-        spec = get_spec(batch)
-        table = _load_records(spec, name, storage.layout(partition), storage.polars_options())
     layout = storage.layout(partition)
     opts = storage.polars_options()
-    source = f"hf://{spec.hf_dataset}[{name}]" if spec.is_hf else layout.uri(layout.input_key)
     records_uri = layout.uri(layout.records_key)
-    with bad_input_fails_cleanly():
-        # Streamed: memory stays flat however large the input (duplicate ids surface here).
-        table.sink_parquet(records_uri, storage_options=opts)
+    with bad_input_fails_cleanly():  # a bad file, or duplicate ids, surface here
+        spec = get_spec(batch)
+        source = _write_records(spec, name, layout, opts)
     written = pl.scan_parquet(records_uri, storage_options=opts)
     rows = written.select(pl.len()).collect().item()
     context.log.info(f"{source}: {rows} rows -> {records_uri}")

@@ -1,6 +1,6 @@
 """Measure a 50,000-record Titan V2 embedding job end to end (docs/emulator.md quotes the figure).
 
-    .venv/bin/python -m bedrock_assets.emulator.bench [--records 50000] [--dimensions 1024]
+    .venv/bin/python -m bedrock_assets.emulator.bench [--records 50000] [--dimensions 1024] [--embedding-engine hash]
 
 Starts an in-process emulator, writes the JSONL through S3 with boto3, creates the job with boto3,
 polls until it ends and reads the `.out` back; prints the seconds from create to Completed.
@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--dimensions", type=int, default=1024, choices=(256, 512, 1024))
+    parser.add_argument("--embedding-engine", default="hash", choices=("hash", "minilm"))
     args = parser.parse_args(argv)
-    config = EmulatorConfig(port=0, max_records=max(args.records, 50_000))
+    config = EmulatorConfig(port=0, max_records=max(args.records, 50_000), embedding_engine=args.embedding_engine)
     with run_emulator(config) as emulator:
         session = dict(endpoint_url=emulator.endpoint_url, region_name="us-east-1",
                        aws_access_key_id="bench", aws_secret_access_key="bench")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = json.loads(s3.get_object(Bucket="bench-bucket", Key=f"out/{job_id}/manifest.json.out")["Body"].read())
         size = s3.head_object(Bucket="bench-bucket", Key=f"out/{job_id}/records.jsonl.out")["ContentLength"]
         print(f"status={job['status']} records={manifest['successRecordCount']}/{manifest['totalRecordCount']} "
-              f"dimensions={args.dimensions} output={size / 1e6:.0f} MB create->{job['status']}={elapsed:.1f}s")
+              f"dimensions={args.dimensions} engine={args.embedding_engine} output={size / 1e6:.0f} MB create->{job['status']}={elapsed:.1f}s")
     return 0 if job["status"] == "Completed" else 1
 
 

