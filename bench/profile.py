@@ -1,0 +1,118 @@
+#!/usr/bin/env python
+"""Where the data plane's time goes: CPU and wall seconds of each sub-step, in one process.
+
+    profile.py --input 'D/cot/*.parquet' --outputs D/ours_out --work /tmp/prof
+
+Sub-steps mirror what the assets call (records.write_records, shards.validate, rendering,
+writing+hashing, results.read_outputs, the join, parquet encoding). CPU = user + system time
+of this process (all threads), so it is comparable across machines with other load.
+Needs `--outputs` from fake_outputs.py over the shards this writes (run it twice, or pass
+the outputs of a bench run made with KEEP=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import json
+import os
+import resource
+import sys
+import time
+
+import polars as pl
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ours import SPEC  # noqa: E402
+
+from bedrock_assets import providers, records, results, shards  # noqa: E402
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, float, float]] = []
+
+    def __call__(self, name: str, fn):
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        out = fn()
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+        self.rows.append((name, time.perf_counter() - t0, cpu))
+        print(f"{name:40s} wall {self.rows[-1][1]:7.2f}  cpu {cpu:7.2f}", file=sys.stderr, flush=True)
+        return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--input", required=True)
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--outputs", help="folder of .jsonl.out for the shards written to --work")
+    args = ap.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    clock = Clock()
+    provider = providers.for_spec(SPEC)
+    rec = os.path.join(args.work, "records.parquet")
+    clock("raw_dataset: read + ids + write_records", lambda: records.write_records(
+        records.assign_record_ids(records.read_input(args.input)), rec))
+    lf = pl.scan_parquet(rec)
+    report = clock("jsonl_shards: validate", lambda: shards.validate(lf, SPEC, provider, args.input))
+    bounds = shards.plan_shards(report.records, None, SPEC.max_records_per_job, SPEC.min_records_per_job,
+                                SPEC.max_bytes_per_file)
+    pieces = shards._pieces(report, bounds, shards.PIECE_MAX_ROWS)
+    rendered: list = []
+
+    def render() -> None:
+        for _, a, b in pieces:
+            rendered.append(shards._render_piece(lf, SPEC, provider, a, b)["line"])
+
+    clock("jsonl_shards: render lines (polars)", render)
+
+    def write() -> None:
+        with open(os.path.join(args.work, "all.jsonl"), "wb") as fh:
+            for s in rendered:
+                for buf in shards._line_buffers(s):
+                    fh.write(buf)
+
+    def hashing() -> None:
+        h = hashlib.sha256()
+        for s in rendered:
+            for buf in shards._line_buffers(s):
+                h.update(buf)
+
+    clock("jsonl_shards: write JSONL (page cache)", write)
+    clock("jsonl_shards: sha256", hashing)
+    rendered.clear()
+    os.remove(os.path.join(args.work, "all.jsonl"))
+    infos = clock("jsonl_shards: write_shards (all of the above)", lambda: shards.write_shards(
+        lf, SPEC, provider, os.path.join(args.work, "shards"), args.input))
+    if args.outputs:
+        files = sorted(glob.glob(os.path.join(args.outputs, "**", "*.jsonl.out"), recursive=True))
+        outs = clock("joined_results: read_outputs (lines + JSON decode)",
+                     lambda: [results.read_outputs([f], provider).collect() for f in files])
+        recs = pl.scan_parquet(rec)
+        tables = clock("joined_results: slice records + left join", lambda: [
+            results.join_results(recs.slice(i.row_start, i.row_stop - i.row_start), o.lazy(), dedupe=False).collect()
+            for i, o in zip(infos, outs)])
+        import pyarrow.parquet as pq
+
+        def encode() -> None:
+            w = None
+            for t in tables:
+                a = t.to_arrow()
+                w = w or pq.ParquetWriter(os.path.join(args.work, "r.parquet"), a.schema, compression="zstd",
+                                          compression_level=1)
+                w.write_table(a)
+            w.close()
+
+        clock("joined_results: to_arrow + parquet (zstd-1)", encode)
+        del outs, tables
+        clock("joined_results: write_results (all of the above)", lambda: results.write_results(
+            rec, infos, files, provider, os.path.join(args.work, "results.parquet")))
+    print(json.dumps({"rows": report.rows, "steps": [{"step": n, "wall_s": round(w, 2), "cpu_s": round(c, 2)}
+                                                      for n, w, c in clock.rows]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
