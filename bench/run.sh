@@ -14,7 +14,7 @@ RUNS=${2:-3}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 PY=${PYTHON:-$ROOT/.venv/bin/python}
-SHARED=${BENCH_SHARED:-/work/shared/bench}
+SHARED=${BENCH_SHARED:-$ROOT/../shared/bench}  # the shared/ folder beside the repo
 D="$HERE/data/$ROWS"
 mkdir -p "$D"
 # Run a snapshot of the package taken now, so edits made during a long benchmark do not mix
