@@ -11,8 +11,14 @@ JOB_NAME = "bedrock_batch_job"
 
 # Steps that wait on Bedrock are I/O-bound: the executor must run as many at once as the pool
 # allows (the Bedrock quota, 20 per model), not one per CPU (the multiprocess default, 2 here).
-# Steps blocked on the pool do not start a process until they get a slot.
-MAX_CONCURRENT_STEPS = 24
+# Not more than the pool either: a step blocked on a pool claim is re-checked with a backoff that
+# grows to 15 s, which delays refilling a freed slot (measured: bench/SCHEDULING.md).
+MAX_CONCURRENT_STEPS = 20
+# Steps start with `spawn` (Dagster's default): each re-imports dagster, polars, boto3 and the
+# project, ~28 s per refill on 2 busy cores (bench/SCHEDULING.md). A preloaded `forkserver` cuts
+# that to ~1 s, but Python keeps one forkserver per process with the environment of its first
+# start, so a process that launches several runs with different env (tests, notebooks) would fork
+# steps with stale settings. Left as spawn until that is handled.
 
 
 def _with_step_default(config: dict) -> dict:
