@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from bedrock_assets.providers.base import ProviderError, estimated_tokens, json_object
+from bedrock_assets.providers.base import ProviderError, estimated_tokens, json_object, json_value
 
 # Written into every text body when the spec gives none, so the output-token upper bound used by
 # the cost estimate is the body's own value (not a model default that may change).
@@ -122,3 +122,26 @@ class TemplatedPrompt:
     @property
     def max_input_tokens(self) -> int:
         return self.context_tokens - self.max_tokens - estimated_tokens(len(self.prompt_constant_text.encode()))
+
+
+class UserTextMessage:
+    """Mixin for bodies `{<constant fields>, "messages":[{"role":"user","content":[{"text":...}]}]}`
+    (Nova messages-v1, Converse). The subclass calls `_set_constant_body(body)` and sets `system`."""
+
+    _prefix: str
+    _suffix: str
+    system: str | None
+
+    def _set_constant_body(self, body: Mapping[str, Any]) -> None:
+        self._prefix = json_value(dict(body))[:-1] + ',"messages":[{"role":"user","content":['
+        self._suffix = "]}]}"
+
+    @property
+    def prompt_constant_text(self) -> str:
+        return self.system or ""
+
+    def model_input(self, text: pl.Expr) -> pl.Expr:
+        return pl.concat_str([pl.lit(self._prefix), json_object({"text": text}), pl.lit(self._suffix)])
+
+    def text_slot(self) -> tuple[str, str]:
+        return self._prefix + '{"text":', "}" + self._suffix

@@ -26,7 +26,7 @@ import polars as pl
 from bedrock_assets.providers import common
 from bedrock_assets.providers.anthropic import CONTEXT_TOKENS as ANTHROPIC_CONTEXT
 from bedrock_assets.providers.anthropic import AnthropicMessages
-from bedrock_assets.providers.base import Provider, ProviderError, estimated_tokens, json_object, json_value
+from bedrock_assets.providers.base import Provider, ProviderError, estimated_tokens, json_value
 from bedrock_assets.providers.nova import MESSAGES_V1_OUTPUT, messages_v1_output_columns
 
 FAMILY = "converse"
@@ -53,7 +53,7 @@ def _merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class ConverseChat(Provider):
+class ConverseChat(common.UserTextMessage, Provider):
     family = FAMILY
     kind = "text"
     model_prefixes = ()  # chosen by the spec's invocation_type, not by model id
@@ -120,18 +120,7 @@ class ConverseChat(Provider):
         if extra:
             body["additionalModelRequestFields"] = extra
         self.body_constants = body
-        self._prefix = json_value(body)[:-1] + ',"messages":[{"role":"user","content":['
-        self._suffix = "]}]}"
-
-    @property
-    def prompt_constant_text(self) -> str:
-        return self.system or ""
-
-    def model_input(self, text: pl.Expr) -> pl.Expr:
-        return pl.concat_str([pl.lit(self._prefix), json_object({"text": text}), pl.lit(self._suffix)])
-
-    def text_slot(self) -> tuple[str, str]:
-        return self._prefix + '{"text":', "}" + self._suffix
+        self._set_constant_body(body)
 
     @property
     def max_input_tokens(self) -> int:

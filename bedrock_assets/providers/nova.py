@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from bedrock_assets.providers import common
-from bedrock_assets.providers.base import Provider, estimated_tokens, json_object, json_value
+from bedrock_assets.providers.base import Provider, estimated_tokens
 
 FAMILY = "amazon-nova"
 SCHEMA_VERSION = "messages-v1"
@@ -63,7 +63,7 @@ def _limits(base_id: str) -> tuple[int, int]:
     return 128_000, 10_000
 
 
-class NovaMessages(Provider):
+class NovaMessages(common.UserTextMessage, Provider):
     family = FAMILY
     kind = "text"
     model_prefixes = tuple(prefix for prefix, _, _ in _LIMITS)
@@ -91,19 +91,7 @@ class NovaMessages(Provider):
         if self.system is not None:
             body["system"] = [{"text": self.system}]
         body["inferenceConfig"] = config
-        self._prefix = json_value(body)[:-1] + ',"messages":[{"role":"user","content":['
-        self._suffix = "]}]}"
-
-    # The constant text the model reads besides each record's text (for token estimates).
-    @property
-    def prompt_constant_text(self) -> str:
-        return self.system or ""
-
-    def model_input(self, text: pl.Expr) -> pl.Expr:
-        return pl.concat_str([pl.lit(self._prefix), json_object({"text": text}), pl.lit(self._suffix)])
-
-    def text_slot(self) -> tuple[str, str]:
-        return self._prefix + '{"text":', "}" + self._suffix
+        self._set_constant_body(body)
 
     @property
     def max_input_tokens(self) -> int:
