@@ -12,6 +12,7 @@ from typing import Any
 
 import polars as pl
 
+from bedrock_assets.providers import common
 from bedrock_assets.providers.base import (
     Provider,
     ProviderError,
@@ -24,18 +25,6 @@ ANTHROPIC_VERSION = "bedrock-2023-05-31"
 DEFAULT_MAX_TOKENS = 1024
 # Claude 3+ context window. Prompt tokens + max_tokens must fit in it.
 CONTEXT_TOKENS = 200_000
-
-
-def _number(name: str, value: Any, lo: float, hi: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value <= hi:
-        raise ProviderError(f"anthropic-messages: {name} must be a number in [{lo}, {hi}], got {value!r}")
-    return value
-
-
-def _integer(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ProviderError(f"anthropic-messages: {name} must be an integer in [{lo}, {hi}], got {value!r}")
-    return value
 
 
 class AnthropicMessages(Provider):
@@ -60,23 +49,19 @@ class AnthropicMessages(Provider):
             )
         body: dict[str, Any] = {
             "anthropic_version": ANTHROPIC_VERSION,
-            "max_tokens": _integer("max_tokens", self.params.get("max_tokens", DEFAULT_MAX_TOKENS), 1, CONTEXT_TOKENS - 1),
+            "max_tokens": common.integer(
+                self.family, "max_tokens", self.params.get("max_tokens", DEFAULT_MAX_TOKENS), 1, CONTEXT_TOKENS - 1
+            ),
         }
         if system is not None:
             if not isinstance(system, str) or not system.strip():
                 raise ProviderError("anthropic-messages: system must be a non-empty string")
             body["system"] = system
-        if "temperature" in self.params:
-            body["temperature"] = _number("temperature", self.params["temperature"], 0.0, 1.0)
-        if "top_p" in self.params:
-            body["top_p"] = _number("top_p", self.params["top_p"], 0.0, 1.0)
-        if "top_k" in self.params:
-            body["top_k"] = _integer("top_k", self.params["top_k"], 0, 500)
-        if "stop_sequences" in self.params:
-            seqs = self.params["stop_sequences"]
-            if not isinstance(seqs, list) or not all(isinstance(s, str) and s for s in seqs):
-                raise ProviderError("anthropic-messages: stop_sequences must be a list of non-empty strings")
-            body["stop_sequences"] = seqs
+        body |= common.sampling_fields(
+            self.family, self.params,
+            {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "stop_sequences": "stop_sequences"},
+            top_k_range=(0, 500),
+        )
         self.max_tokens: int = body["max_tokens"]
         # Constant JSON before the per-record content block: `{..., "messages":[{"role":"user","content":[`
         self._prefix = json_value(body)[:-1] + ',"messages":[{"role":"user","content":['

@@ -41,6 +41,34 @@ def string_list(family: str, name: str, value: Any, max_items: int | None = None
     return list(value)
 
 
+def sampling_fields(
+    family: str,
+    params: Mapping[str, Any],
+    fields: Mapping[str, str],
+    top_k_range: tuple[int, int] | None = None,
+    max_stop_sequences: int | None = None,
+) -> dict[str, Any]:
+    """The spec's sampling params that are set, checked and renamed to the body's own fields.
+
+    `fields` maps each uniform name this family accepts (temperature, top_p, top_k,
+    stop_sequences) to its field in the request body; temperature and top_p are in [0, 1]."""
+    out: dict[str, Any] = {}
+    for name, field in fields.items():
+        if name not in params:
+            continue
+        value = params[name]
+        if name in ("temperature", "top_p"):
+            out[field] = number(family, name, value, 0.0, 1.0)
+        elif name == "top_k":
+            assert top_k_range is not None, f"{family}: top_k needs a range"
+            out[field] = integer(family, name, value, *top_k_range)
+        elif name == "stop_sequences":
+            out[field] = string_list(family, name, value, max_items=max_stop_sequences)
+        else:
+            raise AssertionError(f"{family}: no rule for sampling param {name!r}")
+    return out
+
+
 def known_params(
     family: str, params: Mapping[str, Any], allowed: Sequence[str], aliases: Mapping[str, str] | None = None
 ) -> dict[str, Any]:

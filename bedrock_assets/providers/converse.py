@@ -88,12 +88,10 @@ class ConverseChat(common.UserTextMessage, Provider):
         config: dict[str, Any] = {
             "maxTokens": common.integer(FAMILY, "max_tokens", max_tokens, 1, DEFAULT_CONTEXT - 1)
         }
-        if "temperature" in p:
-            config["temperature"] = common.number(FAMILY, "temperature", p["temperature"], 0.0, 1.0)
-        if "top_p" in p:
-            config["topP"] = common.number(FAMILY, "top_p", p["top_p"], 0.0, 1.0)
-        if "stop_sequences" in p:
-            config["stopSequences"] = common.string_list(FAMILY, "stop_sequences", p["stop_sequences"])
+        # top_k has no Converse inferenceConfig field: it is mapped per model below.
+        config |= common.sampling_fields(
+            FAMILY, p, {"temperature": "temperature", "top_p": "topP", "stop_sequences": "stopSequences"}
+        )
         extra: dict[str, Any] = {}
         if "additional_model_request_fields" in p:
             raw = p["additional_model_request_fields"]

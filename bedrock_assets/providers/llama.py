@@ -66,10 +66,7 @@ class Llama3(common.TemplatedPrompt, Provider):
         body: dict[str, Any] = {
             "max_gen_len": common.integer(FAMILY, "max_tokens", p.get("max_tokens", common.DEFAULT_MAX_TOKENS), 1, MAX_GEN_LEN)
         }
-        if "temperature" in p:
-            body["temperature"] = common.number(FAMILY, "temperature", p["temperature"], 0.0, 1.0)
-        if "top_p" in p:
-            body["top_p"] = common.number(FAMILY, "top_p", p["top_p"], 0.0, 1.0)
+        body |= common.sampling_fields(FAMILY, p, {"temperature": "temperature", "top_p": "top_p"})
         self.max_tokens: int = body["max_gen_len"]
         self.system = common.system_text(FAMILY, system)
         self._head, self._tail = chat_template(self.system)

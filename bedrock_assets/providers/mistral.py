@@ -61,14 +61,10 @@ class MistralText(common.TemplatedPrompt, Provider):
         body: dict[str, Any] = {
             "max_tokens": common.integer(f, "max_tokens", p.get("max_tokens", common.DEFAULT_MAX_TOKENS), 1, max_out)
         }
-        if "temperature" in p:
-            body["temperature"] = common.number(f, "temperature", p["temperature"], 0.0, 1.0)
-        if "top_p" in p:
-            body["top_p"] = common.number(f, "top_p", p["top_p"], 0.0, 1.0)
-        if "top_k" in p:
-            body["top_k"] = common.integer(f, "top_k", p["top_k"], 1, 200)
-        if "stop_sequences" in p:
-            body["stop"] = common.string_list(f, "stop_sequences", p["stop_sequences"], max_items=10)
+        body |= common.sampling_fields(
+            f, p, {"temperature": "temperature", "top_p": "top_p", "top_k": "top_k", "stop_sequences": "stop"},
+            top_k_range=(1, 200), max_stop_sequences=10,
+        )
         self.max_tokens: int = body["max_tokens"]
         self.system = common.system_text(f, system)
         self._head = INST_OPEN + (self.system + "\n\n" if self.system else "")
@@ -114,10 +110,7 @@ class MistralChat(Provider):
         body: dict[str, Any] = {
             "max_tokens": common.integer(f, "max_tokens", p.get("max_tokens", common.DEFAULT_MAX_TOKENS), 1, max_out)
         }
-        if "temperature" in p:
-            body["temperature"] = common.number(f, "temperature", p["temperature"], 0.0, 1.0)
-        if "top_p" in p:
-            body["top_p"] = common.number(f, "top_p", p["top_p"], 0.0, 1.0)
+        body |= common.sampling_fields(f, p, {"temperature": "temperature", "top_p": "top_p"})
         self.max_tokens: int = body["max_tokens"]
         self.system = common.system_text(f, system)
         messages = [{"role": "system", "content": self.system}] if self.system else []

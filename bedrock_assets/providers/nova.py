@@ -77,14 +77,10 @@ class NovaMessages(common.UserTextMessage, Provider):
         config: dict[str, Any] = {
             "maxTokens": common.integer(FAMILY, "max_tokens", p.get("max_tokens", common.DEFAULT_MAX_TOKENS), 1, max_out)
         }
-        if "temperature" in p:
-            config["temperature"] = common.number(FAMILY, "temperature", p["temperature"], 0.0, 1.0)
-        if "top_p" in p:
-            config["topP"] = common.number(FAMILY, "top_p", p["top_p"], 0.0, 1.0)
-        if "top_k" in p:
-            config["topK"] = common.integer(FAMILY, "top_k", p["top_k"], 0, 500)
-        if "stop_sequences" in p:
-            config["stopSequences"] = common.string_list(FAMILY, "stop_sequences", p["stop_sequences"])
+        config |= common.sampling_fields(
+            FAMILY, p, {"temperature": "temperature", "top_p": "topP", "top_k": "topK", "stop_sequences": "stopSequences"},
+            top_k_range=(0, 500),
+        )
         self.max_tokens: int = config["maxTokens"]
         self.system = common.system_text(FAMILY, system)
         body: dict[str, Any] = {"schemaVersion": SCHEMA_VERSION}
