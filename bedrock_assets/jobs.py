@@ -19,7 +19,6 @@ import signal
 import time
 from typing import Any, Callable
 
-IN_FLIGHT = frozenset({"Submitted", "Validating", "Scheduled", "InProgress", "Stopping"})
 QUEUED = frozenset({"Submitted", "Validating", "Scheduled"})
 TERMINAL = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
 

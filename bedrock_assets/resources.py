@@ -47,18 +47,12 @@ class BedrockBatch(dg.ConfigurableResource):
         return self.role_arn or settings.role_arn()
 
     def resolved_poll_seconds(self) -> float:
-        if self.poll_seconds is not None:
-            return self.poll_seconds
-        import os
-
-        return float(os.environ.get(settings.ENV_POLL_SECONDS) or settings.DEFAULT_POLL_SECONDS)
+        return self.poll_seconds if self.poll_seconds is not None else settings.poll_seconds()
 
     def resolved_backoff_cap(self) -> float:
         if self.create_backoff_cap_seconds is not None:
             return self.create_backoff_cap_seconds
-        import os
-
-        return float(os.environ.get("BEDROCK_ASSETS_BACKOFF_CAP_SECONDS") or 60.0)
+        return settings.backoff_cap_seconds()
 
     def _client(self, service: str) -> Any:
         config = Config(retries={"mode": "standard", "max_attempts": self.max_attempts})

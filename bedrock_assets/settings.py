@@ -15,12 +15,14 @@ ENV_REGION = "AWS_REGION"
 ENV_ENDPOINT = "AWS_ENDPOINT_URL"
 ENV_SPECS = "BEDROCK_ASSETS_SPECS"
 ENV_POLL_SECONDS = "BEDROCK_ASSETS_POLL_SECONDS"
+ENV_BACKOFF_CAP = "BEDROCK_ASSETS_BACKOFF_CAP_SECONDS"
 
 DEFAULT_BUCKET = "bedrock-assets"
 DEFAULT_REGION = "us-east-1"
 # Placeholder role that the emulator accepts. Real AWS needs a real service role (see README).
 DEFAULT_ROLE_ARN = "arn:aws:iam::123456789012:role/BedrockBatchInference"
 DEFAULT_POLL_SECONDS = 30.0
+DEFAULT_BACKOFF_CAP_SECONDS = 60.0
 # The pool that limits jobs in flight across every run; its limit = the Bedrock quota.
 BEDROCK_POOL = "bedrock_batch"
 
@@ -39,6 +41,14 @@ def endpoint_url() -> str | None:
 
 def role_arn() -> str:
     return os.environ.get(ENV_ROLE_ARN) or DEFAULT_ROLE_ARN
+
+
+def poll_seconds() -> float:
+    return float(os.environ.get(ENV_POLL_SECONDS) or DEFAULT_POLL_SECONDS)
+
+
+def backoff_cap_seconds() -> float:
+    return float(os.environ.get(ENV_BACKOFF_CAP) or DEFAULT_BACKOFF_CAP_SECONDS)
 
 
 def polars_storage_options() -> dict[str, str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from bedrock_assets import prompts
+from bedrock_assets import prompts, settings
 
 PACKAGED_SPECS = Path(__file__).with_name("batches.yaml")
 
@@ -120,7 +120,7 @@ def parse_specs(text: str, origin: str = "<string>") -> dict[str, BatchSpec]:
 
 
 def specs_path() -> Path:
-    return Path(os.environ.get("BEDROCK_ASSETS_SPECS") or PACKAGED_SPECS)
+    return Path(os.environ.get(settings.ENV_SPECS) or PACKAGED_SPECS)
 
 
 def load_specs(path: str | Path | None = None) -> dict[str, BatchSpec]:
