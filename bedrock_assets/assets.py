@@ -151,7 +151,7 @@ def jsonl_shards(context: dg.AssetExecutionContext, storage: ProjectStorage) -> 
             infos = shards.write_shards(table, spec, provider, tmp, source)
         for info in infos:
             s3.upload_file(str(Path(tmp) / info.name), layout.bucket, layout.shard_key(info.name))
-        estimate = pricing.estimate_batch(spec, provider, [Path(tmp) / i.name for i in infos])
+        estimate = pricing.estimate_batch(spec, provider, infos)
     budget = pricing.check_budget(estimate, spec.budget_usd)
     shard_docs = [
         {**info.to_dict(), "key": layout.shard_key(info.name), "uri": layout.uri(layout.shard_key(info.name))}

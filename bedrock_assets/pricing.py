@@ -281,7 +281,11 @@ def _constant_line_bytes(provider: Provider) -> int:
 
 def _line_totals(lines: pl.LazyFrame | pl.DataFrame | Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
                  storage_options: Mapping[str, str] | None) -> tuple[int, int]:
-    """(lines, total bytes without newlines) of a rendered-lines frame or of JSONL files."""
+    """(lines, total bytes without newlines) of a rendered-lines frame, of written shards (their
+    ShardInfo: counted while writing, so no second pass over the files) or of JSONL files."""
+    if isinstance(lines, Sequence) and lines and all(hasattr(s, "records") and hasattr(s, "bytes") for s in lines):
+        # Each shard line ends in exactly one newline (shards.write_shards).
+        return sum(s.records for s in lines), sum(s.bytes - s.records for s in lines)  # type: ignore[union-attr]
     if isinstance(lines, (pl.LazyFrame, pl.DataFrame)):
         lf = lines.lazy()
         col = "line" if "line" in lf.collect_schema().names() else lf.collect_schema().names()[-1]

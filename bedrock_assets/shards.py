@@ -18,7 +18,7 @@ import hashlib
 import math
 import os
 import string
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -194,19 +194,20 @@ def record_id_json() -> pl.Expr:
     return json_object({"recordId": pl.col(RECORD_ID)}).str.strip_suffix("}")
 
 
-def model_input_expr(spec: Any, provider: Provider) -> pl.Expr:
-    """JSON text of each row's modelInput.
+def _text_slot_parts(spec: Any, provider: Provider) -> tuple[str, pl.Expr, str] | None:
+    """`(lead, escaped, trail)` such that `lead + escaped + trail` is the JSON of modelInput, with
+    only the text column going through the JSON escaper; None when the fast path does not apply.
 
-    When the text has one column and the provider offers a `text_slot`, only the column (plus
-    the literal after it) goes through the JSON escaper and the template's leading literal is
-    escaped once here; a 1 kB template around a 600-byte column then costs ~40% of escaping the
-    whole prompt. The bytes are the same as `provider.model_input(text_expr(...))` (tested).
+    When the text has one column and the provider offers a `text_slot`, the template's literals
+    are escaped once here instead of on every row; a 1 kB template around a 600-byte column then
+    costs ~40% of escaping the whole prompt. Same bytes as `provider.model_input(text_expr(...))`
+    (tested).
     """
     parts = text_parts(spec, provider)
     cols = [i for i, p in enumerate(parts) if isinstance(p, Column)]
     slot = provider.text_slot()
     if slot is None or len(cols) != 1 or not slot[1].startswith("}"):
-        return provider.model_input(text_expr(parts))
+        return None
     prefix, suffix = slot
     i = cols[0]
     head = "".join(p for p in parts[:i] if isinstance(p, str))
@@ -216,14 +217,32 @@ def model_input_expr(spec: Any, provider: Provider) -> pl.Expr:
     # `{"t":"<escaped value>"}` minus its 6-byte opening: the closing `"}` ends the JSON string
     # and the object the text is the last member of (suffix[0] == "}").
     escaped = json_object({"t": value}).str.slice(6)
-    return pl.concat_str([pl.lit(prefix + json_value(head)[:-1]), escaped, pl.lit(suffix[1:])])
+    return prefix + json_value(head)[:-1], escaped, suffix[1:]
+
+
+def model_input_expr(spec: Any, provider: Provider) -> pl.Expr:
+    """JSON text of each row's modelInput (see `_text_slot_parts` for the fast path)."""
+    slot = _text_slot_parts(spec, provider)
+    if slot is None:
+        return provider.model_input(text_expr(text_parts(spec, provider)))
+    lead, escaped, trail = slot
+    return pl.concat_str([pl.lit(lead), escaped, pl.lit(trail)])
 
 
 def line_expr(spec: Any, provider: Provider, newline: bool = False) -> pl.Expr:
-    """The JSONL line `{"recordId":…,"modelInput":{…}}` of each row (optionally with `\\n`)."""
-    model_input = model_input_expr(spec, provider)
+    """The JSONL line `{"recordId":…,"modelInput":{…}}` of each row (optionally with `\\n`).
+
+    One `concat_str` over the pieces (rather than nesting the modelInput's own concat in it):
+    every byte of a 2 kB line is then copied once instead of twice.
+    """
     tail = "}\n" if newline else "}"
-    return pl.concat_str([record_id_json(), pl.lit(',"modelInput":'), model_input, pl.lit(tail)]).alias("line")
+    slot = _text_slot_parts(spec, provider)
+    if slot is None:
+        pieces = [pl.lit(',"modelInput":'), model_input_expr(spec, provider), pl.lit(tail)]
+    else:
+        lead, escaped, trail = slot
+        pieces = [pl.lit(',"modelInput":' + lead), escaped, pl.lit(trail + tail)]
+    return pl.concat_str([record_id_json(), *pieces]).alias("line")
 
 
 def render_lines(lf: pl.LazyFrame, spec: Any, provider: Provider) -> pl.LazyFrame:
@@ -241,15 +260,9 @@ def _row_label(row: dict[str, Any]) -> str:
     return f"row {row['__row']} (record_id {row[RECORD_ID]!r})"
 
 
-def validate(lf: pl.LazyFrame, spec: Any, provider: Provider, source_label: str) -> ValidationReport:
-    """Check the records before anything is written; raise InputValidationError naming the
-    file (`source_label`), the 0-based row, its record_id and the column.
-
-    Checks: every template placeholder and the text column exist; no null/blank text unless
-    `spec.skip_empty`; each record's text within the provider's size rule; each line under
-    `spec.max_bytes_per_file`; at least `spec.min_records_per_job` records remain.
-    One streaming pass over the text columns; only offending rows are collected.
-    """
+def check_columns(lf: pl.LazyFrame, spec: Any, provider: Provider, source_label: str) -> list[TemplatePart]:
+    """The text's template parts, after checking that the records have `record_id` and every
+    column the text reads (InputValidationError naming the file and the missing columns)."""
     parts = text_parts(spec, provider)
     columns = lf.collect_schema().names()
     if RECORD_ID not in columns:
@@ -261,20 +274,51 @@ def validate(lf: pl.LazyFrame, spec: Any, provider: Provider, source_label: str)
             f"{source_label}: the {where} {', '.join('{' + c + '}' for c in missing)} but the input has no "
             f"column {', '.join(repr(c) for c in missing)}; columns: {[c for c in columns if c != RECORD_ID]}"
         )
+    return parts
 
+
+def _max_text_bytes(provider: Provider) -> int:
+    return provider.max_input_tokens * BYTES_PER_TOKEN_ESTIMATE
+
+
+def _chars_over(parts: Sequence[TemplatePart], max_chars: int | None) -> pl.Expr:
+    """Characters of the text where it may exceed `max_chars`, else 0 (chars <= bytes, so only
+    rows over the limit in bytes need counting)."""
+    if max_chars is None:
+        return pl.lit(0, pl.Int64)
+    return pl.when(text_bytes_expr(parts) > max_chars).then(text_chars_expr(parts)).otherwise(0)
+
+
+def row_problem(spec: Any, provider: Provider) -> pl.Expr:
+    """True for a record `validate` would reject for its text (blank/null, or too long for the
+    model); the line-size check needs the rendered line and is done next to it."""
+    parts = text_parts(spec, provider)
+    max_chars = provider.max_input_chars
+    return (
+        empty_text(parts)
+        | (text_bytes_expr(parts) > _max_text_bytes(provider))
+        | (_chars_over(parts, max_chars) > (max_chars or 0))
+    )
+
+
+def validate(lf: pl.LazyFrame, spec: Any, provider: Provider, source_label: str) -> ValidationReport:
+    """Check the records before anything is written; raise InputValidationError naming the
+    file (`source_label`), the 0-based row, its record_id and the column.
+
+    Checks: every template placeholder and the text column exist; no null/blank text unless
+    `spec.skip_empty`; each record's text within the provider's size rule; each line under
+    `spec.max_bytes_per_file`; at least `spec.min_records_per_job` records remain.
+    One streaming pass over the text columns; only offending rows are collected.
+    """
+    parts = check_columns(lf, spec, provider, source_label)
     const_line = len(line_expr_constant_bytes(spec, provider))
     text_bytes = text_bytes_expr(parts)
     max_chars = provider.max_input_chars
-    max_text_bytes = provider.max_input_tokens * BYTES_PER_TOKEN_ESTIMATE
+    max_text_bytes = _max_text_bytes(provider)
     checks = {
         "__empty": empty_text(parts),
         "__bytes": text_bytes,
-        # Chars <= bytes, so only rows over the char limit in bytes need counting chars.
-        "__chars": (
-            pl.when(text_bytes > max_chars).then(text_chars_expr(parts)).otherwise(0)
-            if max_chars is not None
-            else pl.lit(0, pl.Int64)
-        ),
+        "__chars": _chars_over(parts, max_chars),
         "__line_bound": pl.lit(const_line, pl.Int64) + text_bytes * _MAX_ESCAPE_GROWTH
         + pl.col(RECORD_ID).str.len_bytes().cast(pl.Int64) * _MAX_ESCAPE_GROWTH,
     }
@@ -456,11 +500,26 @@ def _line_buffers(lines: pl.Series) -> list[memoryview]:
     return [memoryview(large.buffers()[2])[int(offsets[0]) : int(offsets[-1])]]
 
 
-def _render_piece(lf: pl.LazyFrame, spec: Any, provider: Provider, start: int, stop: int) -> pl.DataFrame:
+class _RowRejected(Exception):
+    """A rendered piece holds a record `validate` rejects (raised to switch to the full check)."""
+
+
+def _render_piece(
+    lf: pl.LazyFrame, spec: Any, provider: Provider, start: int, stop: int, check: bool
+) -> pl.DataFrame:
+    """Rows `start..stop` as `record_id, line` (line ends in a newline). With `check`, the same
+    select also tests every row like `validate` does and raises _RowRejected on any failure:
+    the check then costs no extra pass over the records."""
     piece = lf.slice(start, stop - start)
     if spec.skip_empty:
         piece = piece.filter(~empty_text(text_parts(spec, provider)))
-    return piece.select(pl.col(RECORD_ID), line_expr(spec, provider, newline=True)).collect()
+    line = line_expr(spec, provider, newline=True)
+    if not check:
+        return piece.select(pl.col(RECORD_ID), line).collect()
+    df = piece.select(pl.col(RECORD_ID), line, row_problem(spec, provider).alias("__bad")).collect()
+    if df["__bad"].any() or (df["line"].str.len_bytes() > spec.max_bytes_per_file).any():
+        raise _RowRejected
+    return df.drop("__bad")
 
 
 def _pieces(report: ValidationReport, bounds: np.ndarray, piece_rows: int) -> list[tuple[int, int, int]]:
@@ -475,10 +534,26 @@ def _pieces(report: ValidationReport, bounds: np.ndarray, piece_rows: int) -> li
     return out
 
 
+def _hash_buffers(hasher: Any, buffers: list[memoryview]) -> None:
+    for buf in buffers:
+        hasher.update(buf)  # hashlib releases the GIL on large buffers: runs beside the writes
+
+
 def _write_all(
-    lf: pl.LazyFrame, spec: Any, provider: Provider, out: Path, report: ValidationReport, bounds: np.ndarray
+    lf: pl.LazyFrame,
+    spec: Any,
+    provider: Provider,
+    out: Path,
+    report: ValidationReport,
+    bounds: np.ndarray,
+    check: bool = False,
 ) -> list[ShardInfo] | None:
-    """Write every shard; None (and no ShardInfo) if a shard would exceed max_bytes_per_file."""
+    """Write every shard; None (and no ShardInfo) if a shard would exceed max_bytes_per_file.
+
+    Three things run at once: the polars engine renders the next pieces, this thread writes the
+    current one, and a second thread hashes it (sha256 of 3.8 GB is ~2 CPU-s; overlapped with the
+    page-cache writes it costs little wall time). `check`: see `_render_piece`.
+    """
     avg_line = max(1, (report.text_bytes * 11 // 10) // max(1, report.records) + 200)
     piece_rows = max(PIECE_MIN_ROWS, min(PIECE_MAX_ROWS, PIECE_BYTES // avg_line))
     pieces = _pieces(report, bounds, piece_rows)
@@ -486,14 +561,20 @@ def _write_all(
     fh = None
     current = -1
     state: dict[str, Any] = {}
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as pool:
-        futures = [pool.submit(_render_piece, lf, spec, provider, a, b) for (_, a, b) in pieces[:2]]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as pool, ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="sha256"
+    ) as hashing:
+
+        def render(k: int) -> Future[pl.DataFrame]:
+            return pool.submit(_render_piece, lf, spec, provider, pieces[k][1], pieces[k][2], check)
+
+        futures = [render(k) for k in range(min(2, len(pieces)))]
         try:
             for i, (j, a, b) in enumerate(pieces):
                 df = futures[i].result()
                 futures[i] = None  # type: ignore[call-overload]  # free the piece once written
                 if i + 2 < len(pieces):
-                    futures.append(pool.submit(_render_piece, lf, spec, provider, pieces[i + 2][1], pieces[i + 2][2]))
+                    futures.append(render(i + 2))
                 if j != current:
                     if fh is not None:
                         fh.close()
@@ -502,12 +583,14 @@ def _write_all(
                     fh = open(out / SHARD_NAME.format(j), "wb")  # noqa: SIM115 - closed above/below
                     state = {"hash": hashlib.sha256(), "bytes": 0, "records": 0, "first": None, "last": None, "row_start": a}
                 if df.height:
-                    for buf in _line_buffers(df["line"]):
-                        state["bytes"] += len(buf)
-                        if state["bytes"] > spec.max_bytes_per_file:
-                            return None
+                    buffers = _line_buffers(df["line"])
+                    state["bytes"] += sum(len(buf) for buf in buffers)
+                    if state["bytes"] > spec.max_bytes_per_file:
+                        return None
+                    hashed = hashing.submit(_hash_buffers, state["hash"], buffers)
+                    for buf in buffers:
                         fh.write(buf)
-                        state["hash"].update(buf)
+                    hashed.result()
                     state["records"] += df.height
                     state["first"] = state["first"] or df[RECORD_ID][0]
                     state["last"] = df[RECORD_ID][-1]
@@ -557,6 +640,15 @@ def _clear(out: Path) -> None:
         old.unlink()
 
 
+def _unchecked_report(lf: pl.LazyFrame, spec: Any, provider: Provider, source_label: str) -> ValidationReport:
+    """What planning needs without a validation pass: the row count (parquet metadata) and a
+    text size from the first rows (only used to size pieces)."""
+    parts = check_columns(lf, spec, provider, source_label)
+    rows = int(lf.select(pl.len()).collect().item())
+    sample = lf.head(1_000).select(text_bytes_expr(parts).mean()).collect().item()
+    return ValidationReport(rows=rows, skipped_rows=np.empty(0, np.int64), text_bytes=int((sample or 0) * rows))
+
+
 def write_shards(
     lf: pl.LazyFrame,
     spec: Any,
@@ -568,24 +660,47 @@ def write_shards(
 
     `lf` holds the records (record_id first) and should be a scan of records.parquet: shards
     are rendered from slices of it, which parquet serves by row group (see
-    `records.write_records`); any other source works but is re-read per slice. Runs `validate`
-    first, so nothing is written for a bad input. Shards are planned by count; if one would
-    pass `max_bytes_per_file`, every line is measured, the plan is redone by bytes and the
-    shards are written again (rare: only when lines average more than max_bytes / max_records,
-    20 kB at the defaults). Same input and spec -> byte-identical files. Stale `shard-*.jsonl`
-    files in `out_dir` are removed.
+    `records.write_records`); any other source works but is re-read per slice.
+
+    Validation is fused with rendering: each piece is checked in the same polars select that
+    renders it (no separate pass over the records). On the first rejected row the shards
+    written so far are deleted and `validate` runs to raise its full report (file, rows,
+    record ids, columns), so a bad input leaves no shard behind and nothing can be uploaded or
+    submitted. With `skip_empty` the skipped rows must be known before planning, so `validate`
+    runs first. Shards are planned by count; if one would pass `max_bytes_per_file`, every line
+    is measured, the plan is redone by bytes and the shards are written again (rare: only when
+    lines average more than max_bytes / max_records, 20 kB at the defaults). Same input and
+    spec -> byte-identical files. Stale `shard-*.jsonl` files in `out_dir` are removed.
     """
-    report = validate(lf, spec, provider, source_label)
     out = Path(out_dir)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     _clear(out)
-    bounds = plan_shards(report.records, None, spec.max_records_per_job, spec.min_records_per_job, spec.max_bytes_per_file)
-    infos = _write_all(lf, spec, provider, out, report, bounds)
-    if infos is None:
+
+    def discard() -> None:  # a failed write leaves nothing behind (not even a folder it made)
         _clear(out)
-        sizes = line_sizes(lf, spec, provider)
-        bounds = plan_shards(report.records, sizes, spec.max_records_per_job, spec.min_records_per_job, spec.max_bytes_per_file)
-        infos = _write_all(lf, spec, provider, out, report, bounds)
-        if infos is None:  # pragma: no cover - a byte-aware plan cannot overflow
-            raise AssertionError("byte-aware shard plan overflowed")
+        if created and not any(out.iterdir()):
+            out.rmdir()
+
+    fused = not spec.skip_empty
+    try:
+        report = _unchecked_report(lf, spec, provider, source_label) if fused else validate(lf, spec, provider, source_label)
+        if report.records < spec.min_records_per_job:
+            validate(lf, spec, provider, source_label)  # raises, with the reason
+        bounds = plan_shards(report.records, None, spec.max_records_per_job, spec.min_records_per_job, spec.max_bytes_per_file)
+        infos = _write_all(lf, spec, provider, out, report, bounds, check=fused)
+        if infos is None:
+            _clear(out)
+            sizes = line_sizes(lf, spec, provider)
+            bounds = plan_shards(report.records, sizes, spec.max_records_per_job, spec.min_records_per_job, spec.max_bytes_per_file)
+            infos = _write_all(lf, spec, provider, out, report, bounds, check=fused)
+            if infos is None:  # pragma: no cover - a byte-aware plan cannot overflow
+                raise AssertionError("byte-aware shard plan overflowed")
+    except _RowRejected:
+        discard()
+        validate(lf, spec, provider, source_label)  # raises InputValidationError naming the rows
+        raise AssertionError("a row failed the render-time check but passed validate") from None  # pragma: no cover
+    except BaseException:
+        discard()
+        raise
     return infos

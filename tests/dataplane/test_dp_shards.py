@@ -245,6 +245,33 @@ def test_write_shards_validates_before_writing(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "bad, match",
+    [
+        (None, r"null or blank text .*row 2400 \(record_id 'R0000002400'\)"),
+        ("x " * 1_000_000, r"too long for the model .*row 2400 \(record_id 'R0000002400'\)"),
+    ],
+    ids=["blank", "too-long"],
+)
+def test_a_bad_row_late_in_the_input_fails_with_the_full_report_and_leaves_no_shard(tmp_path, bad, match):
+    # Validation runs inside the render pass: shards 0 and 1 are already written when row
+    # 2400 (shard 2, a later piece) is rendered; they must be removed, and the error must be
+    # validate's full report, not a generic one.
+    data = _dataset(2_600)
+    data["q"] = [q[:100] for q in data["q"]]
+    data["q"][2400] = bad
+    frame = records.assign_record_ids(pl.DataFrame(data)).collect()
+    frame.write_parquet(tmp_path / "r.parquet", row_group_size=500)
+    spec = make_spec(max_records_per_job=1_000)
+    with pytest.raises(InputValidationError, match=match):
+        _write(spec, pl.scan_parquet(tmp_path / "r.parquet"), tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+    # The same input without the bad row goes through: the failure was that row's alone.
+    fixed = frame.with_columns(pl.when(pl.col("n") == 2400).then(pl.lit("fine")).otherwise(pl.col("q")).alias("q"))
+    infos = _write(spec, fixed.lazy(), tmp_path / "s")
+    assert [i.records for i in infos] == [867, 867, 866]
+
+
+@pytest.mark.parametrize(
     "lines",
     [
         ["a\n", "bb\n", "ccc\n"],  # short strings are inlined in the views: copy path

@@ -154,7 +154,7 @@ SPECS = [
 
 
 @pytest.mark.parametrize("name, kwargs", SPECS, ids=[s[0] for s in SPECS])
-def test_estimate_tokens_from_lines_and_from_shard_files_agree_and_bound_the_tokens(name, kwargs, tmp_path):
+def test_estimate_tokens_from_lines_shard_files_and_shard_infos_agree_and_bound_the_tokens(name, kwargs, tmp_path):
     spec = make_spec(**kwargs)
     provider = providers.for_spec(spec)
     frame = _frame(150)
@@ -163,7 +163,8 @@ def test_estimate_tokens_from_lines_and_from_shard_files_agree_and_bound_the_tok
     files = [tmp_path / "s" / i.name for i in infos]
     from_files = pricing.estimate_tokens(files, provider)
     from_lines = pricing.estimate_tokens(shards.render_lines(frame.lazy(), spec, provider), provider)
-    assert from_files == from_lines
+    from_infos = pricing.estimate_tokens(infos, provider)  # what jsonl_shards uses: no re-read
+    assert from_files == from_lines == from_infos
     t = from_files
     assert t.records == 150
     # Upper bound: at least the UTF-8 bytes of text + system / 3, and above the typical figure.
