@@ -330,6 +330,9 @@ def write_results(
                     writer = pq.ParquetWriter(
                         str(dest_path), arrow.schema, compression=compression, compression_level=compression_level,
                         use_dictionary=dictionary, write_statistics=statistics,
+                        # The Arrow schema would record `string_view`, which readers built on
+                        # pyarrow < 16 cannot parse; parquet's own types say "string" to all.
+                        store_schema=False,
                     )
                 writer.write_table(arrow, row_group_size=max(1, arrow.num_rows))
         finally:

@@ -138,6 +138,12 @@ def test_write_results_end_to_end(tmp_path):
                                     tmp_path / "results.parquet", skipped=shards.empty_text(shards.text_parts(spec, provider)),
                                     file_labels=labels)
     df = pl.read_parquet(tmp_path / "results.parquet")
+    # Plain parquet types: no Arrow `string_view` in the file (pyarrow < 16 cannot read it).
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(tmp_path / "results.parquet")
+    assert "view" not in str(schema) and schema.field("response").type == "string"
+    assert df.schema["attempt"] == pl.Int32 and df.schema["input_tokens"] == pl.Int64
     answered = df.filter(pl.col("status").is_in(["succeeded", "failed"]))
     assert answered["attempt"].to_list() == [1] * answered.height
     assert set(answered["answered_by"]) == {"batch"}
