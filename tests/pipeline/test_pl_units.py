@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bedrock_assets.jobs import Backoff, JobIdentity, job_id_from_arn
+from bedrock_assets.jobs import Backoff, EndEstimate, JobIdentity, job_id_from_arn, next_pause
 from bedrock_assets.sensors import InputCursor, classify, select_new
 from bedrock_assets.storage import PartitionKeyError, PartitionLayout, check_input_name, split_partition_key
 
@@ -58,6 +58,34 @@ def test_backoff_is_jittered_and_capped():
     delays = [backoff.next_delay() for _ in range(50)]
     assert all(0 <= d <= 8.0 for d in delays)
     assert len(set(round(d, 6) for d in delays)) > 40  # jittered, not a fixed schedule
+
+
+@pytest.mark.parametrize(
+    "delay, poll, left, pause, after",
+    [
+        (1.0, 30.0, None, 1.0, 2.0),  # no estimate: plain backoff 1, 2, 4 ...
+        (16.0, 30.0, None, 16.0, 30.0),  # ... capped at the poll interval
+        (30.0, 30.0, 12.5, 12.5, 1.0),  # last record due before the next poll: wake then
+        (30.0, 30.0, 0.2, 1.0, 1.0),  # never closer than MIN_POLL_SECONDS
+        (30.0, 30.0, 45.0, 30.0, 30.0),  # due after the next poll: the estimate changes nothing
+        (30.0, 30.0, 0.0, 30.0, 30.0),  # all processed, outputs being written: plain backoff
+        (0.2, 0.2, 0.1, 0.2, 0.2),  # a poll below MIN_POLL_SECONDS is never lengthened
+    ],
+)
+def test_next_pause_wakes_at_the_estimated_end_and_never_later_than_the_backoff(delay, poll, left, pause, after):
+    assert next_pause(delay, poll, left) == pytest.approx((pause, after))
+    assert next_pause(delay, poll, left)[0] <= delay
+
+
+def test_end_estimate_uses_the_rate_since_the_first_progress():
+    est = EndEstimate()
+    job = {"status": "InProgress", "totalRecordCount": 1000}
+    assert est.seconds_left(100.0, {**job, "status": "Scheduled", "processedRecordCount": 0}) is None
+    assert est.seconds_left(101.0, {**job, "processedRecordCount": 0}) is None  # counts 0 early on
+    assert est.seconds_left(102.0, {**job, "processedRecordCount": 100}) is None  # one point: no rate
+    assert est.seconds_left(112.0, {**job, "processedRecordCount": 300}) == pytest.approx(35.0)  # 20 rec/s
+    assert est.seconds_left(113.0, {**job, "processedRecordCount": 300}) == pytest.approx(700 / (200 / 11))
+    assert est.seconds_left(150.0, {**job, "status": "Completed", "processedRecordCount": 1000}) is None
 
 
 def test_job_id_from_arn():
