@@ -54,5 +54,9 @@ def test_every_job_runs_as_many_steps_as_the_quota_not_one_per_cpu():
         job = defs.resolve_job_def(name)
         resolved = dg.validate_run_config(job, None)["execution"]["bedrock_executor"]
         assert resolved["multiprocess"]["max_concurrent"] == MAX_CONCURRENT_STEPS
+        assert list(resolved["multiprocess"]["start_method"]) == ["forkserver"]  # ~1 s step start, not spawn's 3-28 s
+        spawn = {"execution": {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}}
+        chosen = dg.validate_run_config(job, spawn)["execution"]["bedrock_executor"]["multiprocess"]["start_method"]
+        assert list(chosen) == ["spawn"]  # run config still decides
         in_process = dg.validate_run_config(job, {"execution": {"config": {"in_process": {}}}})
         assert "in_process" in in_process["execution"]["bedrock_executor"]
