@@ -99,8 +99,6 @@ def read_outputs(
             name: dtype for name, dtype in _empty_output_schema(provider).items()
         } | {_FILE: pl.String, _LINE: pl.UInt32}
         return pl.LazyFrame(schema=schema)
-    # Lines as strings, then one JSON decode per line against a schema without modelInput:
-    # about half the CPU of scan_ndjson on these files (the echoed request is only skipped).
     lines = pl.scan_lines(
         paths,
         name="__json",
@@ -108,6 +106,16 @@ def read_outputs(
         include_file_paths=_FILE,
         row_index_name=_LINE,
     )
+    return _parse_lines(lines, provider)
+
+
+def _parse_lines(lines: pl.LazyFrame, provider: Provider) -> pl.LazyFrame:
+    """`__json` (one output line each), `__file`, `__line` -> the uniform output columns.
+
+    One JSON decode per line against a schema without modelInput: about half the CPU of
+    scan_ndjson on these files, and the echoed request (large, possibly PII) is skipped by the
+    decoder, never materialised.
+    """
     doc = pl.col("__json").str.json_decode(pl.Struct(_line_schema(provider)))
     mo = pl.col("modelOutput")
     err = pl.col("error")
