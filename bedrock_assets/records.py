@@ -154,20 +154,29 @@ def assign_record_ids(
 RECORDS_ROW_GROUP_ROWS = 10_000
 
 
+def records_compression(path: str) -> tuple[str, int | None]:
+    """Parquet compression for records.parquet at `path`: zstd-1 when it goes over the network
+    (s3://: 889 MB for the 2.2M-row benchmark, 0.45x the bytes to upload and read back twice),
+    none on a local disk (half the CPU of writing it compressed: bench/RESULTS.md)."""
+    return ("zstd", 1) if str(path).startswith("s3://") else ("uncompressed", None)
+
+
 def write_records(
     lf: pl.LazyFrame,
     path: str,
     storage_options: Mapping[str, str] | None = None,
-    compression: str = "lz4",
+    compression: str | None = None,
 ) -> None:
     """Stream records to `records.parquet` (local path or s3:// URI) in small row groups.
 
-    lz4: text compresses ~1.5x for about a third of zstd's CPU; records.parquet is an
-    intermediate read back twice (shards, join), so write/read speed matters more than size.
+    `compression` defaults to `records_compression(path)`. (polars' lz4 is no faster than
+    zstd-1 here and 1.6x larger, so it is not used.)
     """
+    codec, level = (compression, None) if compression else records_compression(path)
     lf.sink_parquet(
         path,
-        compression=compression,  # type: ignore[arg-type]
+        compression=codec,  # type: ignore[arg-type]
+        compression_level=level,
         row_group_size=RECORDS_ROW_GROUP_ROWS,
         storage_options=dict(storage_options) if storage_options else None,
         mkdir=not str(path).startswith("s3://"),

@@ -103,3 +103,17 @@ def test_write_records_small_row_groups(tmp_path):
     records.write_records(lf, str(tmp_path / "r.parquet"))
     meta = pq.ParquetFile(tmp_path / "r.parquet").metadata
     assert meta.num_rows == 25_000 and meta.num_row_groups == 3
+
+
+@pytest.mark.parametrize(
+    "path, codec",
+    [("s3://bucket/records/b/x.csv/records.parquet", "ZSTD"), ("/tmp/records.parquet", "UNCOMPRESSED")],
+)
+def test_records_are_compressed_only_when_they_cross_the_network(path, codec, tmp_path):
+    import pyarrow.parquet as pq
+
+    assert records.records_compression(path)[0].upper() == codec
+    local = tmp_path / "r.parquet"
+    compression, _ = records.records_compression(path)
+    records.write_records(records.assign_record_ids(pl.LazyFrame({"q": ["a b c"] * 50})), str(local), compression=compression)
+    assert pq.ParquetFile(local).metadata.row_group(0).column(0).compression == codec
