@@ -134,7 +134,7 @@ def raw_dataset(context: dg.AssetExecutionContext, storage: ProjectStorage) -> d
 def jsonl_shards(context: dg.AssetExecutionContext, storage: ProjectStorage) -> dg.MaterializeResult:
     """The partition's records rendered as the model's request bodies and split into
     Bedrock-legal JSONL shards (record and byte limits) under `shards/<partition>/`.
-    Validates every row before anything is written: bad input fails here, before any spend."""
+    Every row is validated before anything is uploaded: bad input fails here, before any spend."""
     partition = context.partition_key
     batch, _ = split_partition_key(partition)
     with bad_input_fails_cleanly():
@@ -146,7 +146,8 @@ def jsonl_shards(context: dg.AssetExecutionContext, storage: ProjectStorage) -> 
     table = pl.scan_parquet(layout.uri(layout.records_key), storage_options=opts)
     s3 = storage.client()
     with tempfile.TemporaryDirectory(prefix="bedrock-shards-") as tmp:
-        # Validates every row first: a bad input raises here, before any shard or job exists.
+        # Every row is checked as it is rendered; a bad one raises here (file, row, column) and
+        # leaves no shard behind, so nothing is uploaded and no job can exist.
         with bad_input_fails_cleanly():
             infos = shards.write_shards(table, spec, provider, tmp, source)
         for info in infos:
@@ -202,8 +203,8 @@ def jsonl_shards(context: dg.AssetExecutionContext, storage: ProjectStorage) -> 
             "model_id": spec.model_id,
             "manifest_uri": dg.MetadataValue.path(layout.uri(layout.shards_manifest_key)),
             "shard_table": dg.MetadataValue.md(
-                "| shard | records | bytes | sha256 |\n|---|---|---|---|\n"
-                + "\n".join(f"| {s['name']} | {s['records']} | {s['bytes']} | {s['sha256'][:12]} |" for s in shard_docs)
+                "| shard | records | bytes | digest |\n|---|---|---|---|\n"
+                + "\n".join(f"| {s['name']} | {s['records']} | {s['bytes']} | {s['digest'][:12]} |" for s in shard_docs)
             ),
         },
         check_results=[check, budget_check],

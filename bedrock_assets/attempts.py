@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import signal
 import tempfile
@@ -29,7 +28,7 @@ from typing import Any, Callable
 
 import polars as pl
 
-from bedrock_assets import jobs, results
+from bedrock_assets import jobs, results, shards
 from bedrock_assets.storage import PartitionLayout, list_keys, put_json
 
 # Per-record error codes worth another try. Bedrock writes numbers (AWS example: 400) but other
@@ -113,13 +112,13 @@ def outstanding(input_file: str, output_uris: list[str], provider: Any, storage_
 
 
 def write_subset(input_file: str, record_ids: list[str], dest: Path) -> tuple[int, int, str]:
-    """Copy the lines of `record_ids` from a shard file (byte-exact, input order) -> (records, bytes, sha256)."""
+    """Copy the lines of `record_ids` from a shard file (byte-exact, input order) -> (records, bytes, digest)."""
     wanted = pl.Series("record_id", record_ids, dtype=pl.String)
     _record_ids_of_lines(input_file).filter(pl.col("record_id").is_in(wanted.implode())).select("line").sink_csv(
         dest, include_header=False, quote_style="never"
     )
     data = dest.read_bytes()
-    return data.count(b"\n"), len(data), hashlib.sha256(data).hexdigest()
+    return data.count(b"\n"), len(data), shards.digest_bytes(data)
 
 
 def _output_uris(s3: Any, layout: PartitionLayout, prefix: str) -> list[str]:
@@ -165,13 +164,16 @@ def answer_on_demand(runtime: Any, s3: Any, run: ShardRun, input_file: Path, key
 def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
     """Run the shard to completion (see module doc) and return its job record (also in S3)."""
     layout = run.layout
-    base = jobs.JobIdentity(run.partition, run.name, run.shard["sha256"], scope=layout.bucket)
+    # Manifests written before 0.2 carry a sha256 instead: keeping it keeps their job names, so
+    # jobs submitted before an upgrade are re-attached, not paid for again.
+    shard_digest = run.shard.get("digest") or run.shard["sha256"]
+    base = jobs.JobIdentity(run.partition, run.name, shard_digest, scope=layout.bucket)
     record: dict[str, Any] = {"shard": run.name, "records": run.shard["records"], "attempts": []}
     work = Path(tempfile.mkdtemp(prefix="bedrock-attempts-"))
     input_uri, input_key = run.shard["uri"], run.shard["key"]
     input_file = work / "a1.jsonl"
     s3.download_file(layout.bucket, input_key, str(input_file))
-    input_sha = run.shard["sha256"]
+    input_sha = shard_digest
     attempt, failed_retries = 1, 0
     while True:
         identity = dataclasses.replace(base, attempt=attempt)

@@ -39,7 +39,7 @@ class JobIdentity:
 
     partition: str
     shard_name: str
-    shard_sha256: str
+    shard_digest: str  # ShardInfo.digest (or the sha256 of manifests written before 0.2)
     attempt: int = 1
     # Where the data lives (the bucket): the same partition and content in another deployment
     # is another job, not a replay of this one.
@@ -47,7 +47,7 @@ class JobIdentity:
 
     @property
     def _key_hash(self) -> str:
-        return hashlib.sha256(f"{self.scope}\n{self.partition}\n{self.shard_sha256}".encode()).hexdigest()
+        return hashlib.sha256(f"{self.scope}\n{self.partition}\n{self.shard_digest}".encode()).hexdigest()
 
     @property
     def name_prefix(self) -> str:
@@ -65,14 +65,14 @@ class JobIdentity:
     @property
     def client_request_token(self) -> str:
         # Alphanumeric only (facts §1.1 token regex); 64 hex chars fit the 256 limit.
-        raw = f"{self.scope}\n{self.partition}\n{self.shard_name}\n{self.shard_sha256}\n{self.attempt}"
+        raw = f"{self.scope}\n{self.partition}\n{self.shard_name}\n{self.shard_digest}\n{self.attempt}"
         return hashlib.sha256(raw.encode()).hexdigest()
 
-    def token_for_input(self, input_sha256: str) -> str:
+    def token_for_input(self, input_digest: str) -> str:
         """Token of a follow-up attempt: also bound to the exact records it resubmits."""
-        if input_sha256 == self.shard_sha256:
+        if input_digest == self.shard_digest:
             return self.client_request_token
-        return hashlib.sha256(f"{self.client_request_token}\n{input_sha256}".encode()).hexdigest()
+        return hashlib.sha256(f"{self.client_request_token}\n{input_digest}".encode()).hexdigest()
 
 
 def job_id_from_arn(job_arn: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import json
 import os
 import resource
@@ -76,13 +75,13 @@ def main() -> None:
                     fh.write(buf)
 
     def hashing() -> None:
-        h = hashlib.sha256()
+        h = shards.content_digest()
         for s in rendered:
             for buf in shards._line_buffers(s):
                 h.update(buf)
 
     clock("jsonl_shards: write JSONL (page cache)", write)
-    clock("jsonl_shards: sha256", hashing)
+    clock("jsonl_shards: content digest (xxh3-128)", hashing)
     rendered.clear()
     os.remove(os.path.join(args.work, "all.jsonl"))
     infos = clock("jsonl_shards: write_shards (all of the above)", lambda: shards.write_shards(

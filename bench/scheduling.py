@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import platform
@@ -60,14 +59,6 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--write-md", action="store_true", help="write bench/SCHEDULING.md")
     p.add_argument("--json", type=Path, help="also dump every run's figures to this file")
-    p.add_argument(
-        "--variant", choices=("as-is", "fixed", "patched"), default="as-is",
-        help="as-is: the project's bedrock_batch_job unchanged (the benchmark). EXPERIMENTS with the "
-        "proposed executor changes, to measure what they buy: fixed = forkserver start method "
-        "preloading the project + max_concurrent = quota (no step sits on a pool claim in a one-run "
-        "backfill, so Dagster's claim backoff never builds up); patched = forkserver, max_concurrent 24, "
-        "and blocked pool claims re-checked every 0.5 s (monkeypatch of Dagster's 1.1^n s backoff, cap 15 s)",
-    )
     return p.parse_args(argv)
 
 
@@ -102,7 +93,7 @@ def write_partition(s3, bucket: str, partition: str, counts: list[int], tmp: Pat
         path.write_bytes(data)
         paths.append(path)
         info = shards.ShardInfo(
-            name=name, records=n, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+            name=name, records=n, bytes=len(data), digest=shards.digest_bytes(data),
             first_record_id=ids[start], last_record_id=ids[start + n - 1], row_start=start, row_stop=start + n,
         )
         key = layout.shard_key(name)
@@ -252,40 +243,6 @@ def measure(jobs: list[dict], steps: dict[str, dict], quota: int, poll: float) -
     }
 
 
-# ----------------------------------------------------------------------------- the experiment
-FIXED_CLAIM_INTERVAL = 0.5
-
-
-def fixed_job():
-    """bedrock_batch_job with the proposed executor change: forkserver (project preloaded) and
-    max_concurrent = the quota ($BENCH_MAX_CONCURRENT, set by the bench)."""
-    import dagster as dg
-
-    from bedrock_assets.asset_jobs import JOB_NAME, MAX_CONCURRENT_STEPS
-    from bedrock_assets.assets import all_assets
-    from bedrock_assets.partitions import inputs_partitions
-    from bedrock_assets.resources import default_resources
-
-    job = dg.define_asset_job(
-        JOB_NAME,
-        selection=dg.AssetSelection.assets(*all_assets),
-        partitions_def=inputs_partitions,
-        executor_def=dg.multiprocess_executor.configured({
-            "max_concurrent": int(os.environ.get("BENCH_MAX_CONCURRENT") or MAX_CONCURRENT_STEPS),
-            "start_method": {"forkserver": {"preload_modules": ["bedrock_assets.definitions"]}},
-        }),
-    )
-    defs = dg.Definitions(assets=all_assets, jobs=[job], resources=default_resources())
-    return defs.resolve_job_def(JOB_NAME)
-
-
-def patch_claim_backoff() -> None:
-    """The executor (this process) re-checks a blocked pool claim every 0.5 s."""
-    from dagster._core.execution.plan import instance_concurrency_context as icc
-
-    icc._calculate_timeout_interval = lambda sleep_interval, count: FIXED_CLAIM_INTERVAL
-
-
 # ----------------------------------------------------------------------------- one run
 def one_run(args, run_no: int) -> dict:
     import boto3
@@ -330,13 +287,6 @@ def one_run(args, run_no: int) -> dict:
             from bedrock_assets.runner import bedrock_batch_job
 
             target = bedrock_batch_job
-            if args.variant == "patched":
-                patch_claim_backoff()
-                os.environ.pop("BENCH_MAX_CONCURRENT", None)
-                target = fixed_job
-            elif args.variant == "fixed":
-                os.environ["BENCH_MAX_CONCURRENT"] = str(args.quota)
-                target = fixed_job
             started = time.time()
             with dg.execute_job(
                 dg.reconstructable(target),
@@ -438,7 +388,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     runs = []
     for i in range(args.runs):
-        print(f"run {i + 1}/{args.runs} [{args.variant}]: {args.shards} shards, quota {args.quota}, poll {args.poll_seconds}s, "
+        print(f"run {i + 1}/{args.runs}: {args.shards} shards, quota {args.quota}, poll {args.poll_seconds}s, "
               f"{args.rps} records/s per job", flush=True)
         m = one_run(args, i)
         print_run(m)
@@ -459,7 +409,7 @@ def write_md(args, runs: list[dict]) -> None:
     cmd = ".venv/bin/python bench/scheduling.py " + " ".join(sys.argv[1:])
     text = MD_TEMPLATE.format(
         date=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=f"os.cpu_count() = {os.cpu_count()}, Python {platform.python_version()}, other work running",
+        machine=f"os.cpu_count() = {os.cpu_count()}, Python {platform.python_version()}",
         cmd=cmd, n=len(runs), args=args,
         figures="\n".join(summary_lines(runs)),
         parts="\n".join(parts_lines(runs)),
@@ -478,12 +428,13 @@ Issue 6 target: "every freed slot refilled within one poll interval".
 - Date: {date}
 - Machine: 2 cores / 24 GiB ({machine})
 - Command: `{cmd}`
-- Runs: {n} of variant `{args.variant}` (figures are the median; each run in the last column)
+- Runs: {n} (figures are the median; each run in the last column)
 - Setup: in-process emulator (`records_per_second={args.rps}`, `max_concurrent_jobs={args.quota}`),
   fresh sqlite DAGSTER_HOME with pool `bedrock_batch` = {args.quota}, `BEDROCK_ASSETS_POLL_SECONDS={args.poll_seconds}`,
   {args.shards} shards of {args.min_records}..{args.max_records} records (shuffled), the real `batch_job_outputs`
   graph asset via `execute_job(reconstructable(bedrock_batch_job), asset_selection=[batch_job_outputs])`,
-  multiprocess executor (max_concurrent 24).
+  the project's executor as shipped (multiprocess, steps forked from a preloaded forkserver,
+  max_concurrent 20 = the pool).
 
 Definitions: utilisation = integral of jobs in flight / (quota x window). Refill latency: the k-th job
 to end frees a pool slot that the ({args.quota}+k)-th job to be submitted fills; latency = that

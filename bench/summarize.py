@@ -33,7 +33,9 @@ def parse_result(path: str) -> dict:
 def main() -> None:
     d, rows = sys.argv[1], int(sys.argv[2])
     runs = sorted(glob.glob(os.path.join(d, "run*")))
-    steps = ["base_pre", "ours_pre", "base_post", "ours_post"]
+    # ours_shards = jsonl_shards, the "pre-processing"; ours_raw = raw_dataset (reading the
+    # input and assigning ids, which the baseline's pre also does); ours_pre = both, end to end.
+    steps = ["base_pre", "ours_shards", "ours_raw", "ours_pre", "base_post", "ours_post"]
     per: dict[str, list[dict]] = {s: [] for s in steps}
 
     def load(r: str, s: str) -> dict | None:
@@ -76,8 +78,10 @@ def main() -> None:
             "steps_s": {k: round(statistics.median(m["steps_s"][k] for m in ms if m["steps_s"]), 2) for k in (ms[0]["steps_s"] or {})},
         }
     ratios = {}
-    for phase in ("pre", "post"):
-        b, o = med.get(f"base_{phase}"), med.get(f"ours_{phase}")
+    for phase, base, ours in (("pre (jsonl_shards)", "base_pre", "ours_shards"),
+                              ("pre incl. raw_dataset", "base_pre", "ours_pre"),
+                              ("post (joined_results)", "base_post", "ours_post")):
+        b, o = med.get(base), med.get(ours)
         if b and o:
             ratios[phase] = {
                 "speedup_rows_per_s": round(o["rows_per_s_wall"] / b["rows_per_s_wall"], 1),

@@ -31,7 +31,7 @@ def test_job_identity_is_a_legal_deterministic_bedrock_name(partition):
 @pytest.mark.parametrize(
     "change",
     [
-        dict(shard_sha256="f" * 64),
+        dict(shard_digest="f" * 64),
         dict(attempt=2),
         dict(partition="jokes/other.csv"),
         dict(shard_name="shard-00013.jsonl"),
