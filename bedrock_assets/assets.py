@@ -71,18 +71,27 @@ def console_url(region: str, job_arn: str) -> str:
     return f"https://{region}.console.aws.amazon.com/bedrock/home?region={region}#/batch-inference/{job_id}"
 
 
-def _write_records(spec, input_name: str, layout, opts: dict) -> str:
-    """Stream the input into records.parquet (ids assigned) without holding it in memory."""
+def _write_records(spec, input_name: str, layout, opts: dict, s3) -> str:
+    """Stream the input into records.parquet (ids assigned) without holding it in memory: written
+    to a local temporary file in bounded memory, then uploaded."""
     records_uri = layout.uri(layout.records_key)
-    if spec.is_hf:
-        records.write_hf_records(
-            spec.hf_dataset, input_name, records_uri, config=spec.hf_config, max_rows=spec.max_rows,
-            id_column=spec.id_column, storage_options=opts,
-        )
-        return f"hf://{spec.hf_dataset}[{input_name}]"
-    source = layout.uri(layout.input_key)
-    frame = records.read_input(source, storage_options=opts, max_rows=spec.max_rows)
-    records.write_records(records.assign_record_ids(frame, spec.id_column, source), records_uri, storage_options=opts)
+    compression = records.records_compression(records_uri)
+    with tempfile.TemporaryDirectory(prefix="bedrock-records-") as tmp:
+        local = Path(tmp) / "records.parquet"
+        if spec.is_hf:
+            records.write_hf_records(
+                spec.hf_dataset, input_name, str(local), config=spec.hf_config, max_rows=spec.max_rows,
+                id_column=spec.id_column, compression=compression,
+            )
+            source = f"hf://{spec.hf_dataset}[{input_name}]"
+        else:
+            source = layout.uri(layout.input_key)
+            frame = records.read_input(source, storage_options=opts, max_rows=spec.max_rows)
+            if records.is_parquet(source):
+                records.write_parquet_records(frame, local, spec.id_column, source, compression)
+            else:
+                records.write_records(records.assign_record_ids(frame, spec.id_column, source), local, compression)
+        s3.upload_file(str(local), layout.bucket, layout.records_key)
     return source
 
 
@@ -103,7 +112,7 @@ def raw_dataset(context: dg.AssetExecutionContext, storage: ProjectStorage) -> d
     records_uri = layout.uri(layout.records_key)
     with bad_input_fails_cleanly():  # a bad file, or duplicate ids, surface here
         spec = get_spec(batch)
-        source = _write_records(spec, name, layout, opts)
+        source = _write_records(spec, name, layout, opts, storage.client())
     written = pl.scan_parquet(records_uri, storage_options=opts)
     rows = written.select(pl.len()).collect().item()
     context.log.info(f"{source}: {rows} rows -> {records_uri}")

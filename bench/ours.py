@@ -47,8 +47,8 @@ def cmd_pre(args) -> None:
     t0 = time.perf_counter()
     steps: dict[str, float] = {}
     if args.step in ("all", "raw"):
-        lf = records.assign_record_ids(records.read_input(args.input), SPEC.id_column, args.input)
-        records.write_records(lf, records_path)
+        # What raw_dataset runs for a parquet input (one file per partition; a glob here).
+        records.write_parquet_records(records.read_input(args.input), records_path, SPEC.id_column, args.input)
         steps["raw_dataset"] = time.perf_counter() - t0
         if args.step == "raw":
             rows = pl.scan_parquet(records_path).select(pl.len()).collect().item()

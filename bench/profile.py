@@ -53,8 +53,8 @@ def main() -> None:
     clock = Clock()
     provider = providers.for_spec(SPEC)
     rec = os.path.join(args.work, "records.parquet")
-    clock("raw_dataset: read + ids + write_records", lambda: records.write_records(
-        records.assign_record_ids(records.read_input(args.input)), rec))
+    clock("raw_dataset: read + ids + write (write_parquet_records)", lambda: records.write_parquet_records(
+        records.read_input(args.input), rec))
     lf = pl.scan_parquet(rec)
     report = clock("jsonl_shards: validate", lambda: shards.validate(lf, SPEC, provider, args.input))
     bounds = shards.plan_shards(report.records, None, SPEC.max_records_per_job, SPEC.min_records_per_job,

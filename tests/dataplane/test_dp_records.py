@@ -106,14 +106,36 @@ def test_write_records_small_row_groups(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "path, codec",
-    [("s3://bucket/records/b/x.csv/records.parquet", "ZSTD"), ("/tmp/records.parquet", "UNCOMPRESSED")],
+    "path, codec, stored",
+    [("s3://bucket/records/b/x.csv/records.parquet", "zstd", "ZSTD"), ("/tmp/records.parquet", "none", "UNCOMPRESSED")],
 )
-def test_records_are_compressed_only_when_they_cross_the_network(path, codec, tmp_path):
+def test_records_are_compressed_only_when_they_cross_the_network(path, codec, stored, tmp_path):
     import pyarrow.parquet as pq
 
-    assert records.records_compression(path)[0].upper() == codec
+    compression = records.records_compression(path)
+    assert compression == codec
     local = tmp_path / "r.parquet"
-    compression, _ = records.records_compression(path)
-    records.write_records(records.assign_record_ids(pl.LazyFrame({"q": ["a b c"] * 50})), str(local), compression=compression)
-    assert pq.ParquetFile(local).metadata.row_group(0).column(0).compression == codec
+    rows = records.write_records(records.assign_record_ids(pl.LazyFrame({"q": ["a b c"] * 50})), local, compression)
+    assert rows == 50 and pq.ParquetFile(local).metadata.row_group(0).column(0).compression == stored
+
+
+@pytest.mark.parametrize("id_column", [None, "key"])
+def test_parquet_records_are_written_slice_by_slice_with_the_same_ids_and_rows(tmp_path, id_column):
+    # Slices smaller than the input's row groups and not aligned with them: every row once, in
+    # order, ids identical to assign_record_ids over the whole input.
+    n = 2_345
+    frame = pl.DataFrame({"key": [f"k{i:05d}" for i in range(n)], "q": [f"question {i} é\n\"x\"" for i in range(n)]})
+    frame.write_parquet(tmp_path / "in.parquet", row_group_size=700)
+    scan = pl.scan_parquet(tmp_path / "in.parquet")
+    rows = records.write_parquet_records(scan, tmp_path / "r.parquet", id_column, "in.parquet", piece_rows=500)
+    expected = records.assign_record_ids(scan, id_column, "in.parquet").collect()
+    got = pl.read_parquet(tmp_path / "r.parquet")
+    assert rows == n and got.equals(expected)
+    assert got.columns[0] == "record_id"
+
+
+def test_parquet_records_check_the_id_column_before_writing(tmp_path):
+    pl.DataFrame({"key": ["a", "b", "a"], "q": ["x", "y", "z"]}).write_parquet(tmp_path / "in.parquet")
+    with pytest.raises(RecordsError, match=r"'a' at rows \[0, 2\]"):
+        records.write_parquet_records(pl.scan_parquet(tmp_path / "in.parquet"), tmp_path / "r.parquet", "key", "in.parquet")
+    assert not (tmp_path / "r.parquet").exists()
