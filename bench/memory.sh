@@ -3,7 +3,8 @@
 # as 1M rows"), for the three data-plane steps, each in its own process as Dagster runs them.
 #
 # usage: bench/memory.sh [ROWS ...]        (default: 1000000 10000000)
-# For each ROWS: generate the input once (kept in bench/data/<ROWS>/cot, gitignored), then
+# For each ROWS: generate the input once as ONE parquet file, as a partition is one input file
+# (kept in bench/data/<ROWS>/cot1, gitignored), then
 # raw_dataset, jsonl_shards, fake outputs, joined_results (bench/ours.py, the assets' own
 # functions), every step under /usr/bin/time -v. Fake outputs are made 20 shards at a time and
 # those shards deleted, so 10M rows need ~45 GB of disk at peak instead of ~60. Prints a table
@@ -40,13 +41,13 @@ for ROWS in "${ALL_ROWS[@]}"; do
   D="$HERE/data/$ROWS"
   W="$D/mem"
   rm -rf "$W"; mkdir -p "$W"
-  if [ ! -f "$D/cot/.done" ]; then
-    rm -rf "$D/cot"
-    "$PY" "$SHARED/gen_cot.py" --rows "$ROWS" --out "$D/cot" --files 4
-    touch "$D/cot/.done"
+  if [ ! -f "$D/cot1/.done" ]; then
+    rm -rf "$D/cot1"
+    "$PY" "$SHARED/gen_cot.py" --rows "$ROWS" --out "$D/cot1" --files 1
+    touch "$D/cot1/.done"
   fi
-  step "$W" raw "$PY" "$HERE/ours.py" pre --step raw --input "$D/cot/*.parquet" --work "$W"
-  step "$W" shards "$PY" "$HERE/ours.py" pre --step shards --input "$D/cot/*.parquet" --work "$W"
+  step "$W" raw "$PY" "$HERE/ours.py" pre --step raw --input "$D/cot1/part-00000.parquet" --work "$W"
+  step "$W" shards "$PY" "$HERE/ours.py" pre --step shards --input "$D/cot1/part-00000.parquet" --work "$W"
   mkdir -p "$W/batch" "$W/out"
   ls "$W"/shards/*.jsonl | xargs -n 20 | while read -r group; do
     mv $group "$W/batch/"
