@@ -64,9 +64,9 @@ def main() -> None:
 
     def render() -> None:
         for _, a, b in pieces:
-            rendered.append(shards._render_piece(lf, SPEC, provider, a, b)["line"])
+            rendered.append(shards._render_piece(lf, SPEC, provider, a, b, check=True)["line"])
 
-    clock("jsonl_shards: render lines (polars)", render)
+    clock("jsonl_shards: render + check lines (polars)", render)
 
     def write() -> None:
         with open(os.path.join(args.work, "all.jsonl"), "wb") as fh:
