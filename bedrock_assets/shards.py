@@ -551,6 +551,24 @@ def digest_bytes(data: bytes) -> str:
     return hasher.hexdigest()
 
 
+def _release(fh: Any) -> None:
+    """Flush a finished shard file to disk, drop it from the page cache, close it.
+
+    Nothing in this step reads a shard again, and the next shard's writes then reuse these pages.
+    That matters on VMs that hand free memory back to the host (this benchmark's Firecracker VM):
+    there, writing into never-used page-cache pages cost ~2 s of kernel time per GB, into
+    just-freed ones ~0.3 s (measured: 4.2 GB in 7.7-9.0 s vs 2.3-2.4 s). Runs on its own thread,
+    one shard behind the writer, so the disk write overlaps the next shard's rendering.
+    """
+    try:
+        fh.flush()
+        if hasattr(os, "posix_fadvise"):  # Linux; elsewhere the page cache is left to the OS
+            os.fdatasync(fh.fileno())
+            os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        fh.close()
+
+
 def _hash_buffers(hasher: Any, buffers: list[memoryview]) -> None:
     for buf in buffers:
         hasher.update(buf)
@@ -567,8 +585,9 @@ def _write_all(
 ) -> list[ShardInfo] | None:
     """Write every shard; None (and no ShardInfo) if a shard would exceed max_bytes_per_file.
 
-    Three things run at once: the polars engine renders the next pieces, this thread writes the
-    current one, and a second thread hashes it (`content_digest`). `check`: see `_render_piece`.
+    Four things run at once: the polars engine renders the next pieces, this thread writes the
+    current one, a second thread hashes it (`content_digest`) and a third releases the previous
+    shard file (`_release`). `check`: see `_render_piece`.
     """
     avg_line = max(1, (report.text_bytes * 11 // 10) // max(1, report.records) + 200)
     piece_rows = max(PIECE_MIN_ROWS, min(PIECE_MAX_ROWS, PIECE_BYTES // avg_line))
@@ -577,9 +596,10 @@ def _write_all(
     fh = None
     current = -1
     state: dict[str, Any] = {}
+    released: list[tuple[Future[None], Any]] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as pool, ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="digest"
-    ) as hashing:
+    ) as hashing, ThreadPoolExecutor(max_workers=1, thread_name_prefix="release") as releasing:
 
         def render(k: int) -> Future[pl.DataFrame]:
             return pool.submit(_render_piece, lf, spec, provider, pieces[k][1], pieces[k][2], check)
@@ -593,7 +613,8 @@ def _write_all(
                     futures.append(render(i + 2))
                 if j != current:
                     if fh is not None:
-                        fh.close()
+                        released.append((releasing.submit(_release, fh), fh))
+                        fh = None
                         infos.append(_shard_info(state, current, bounds))
                     current = j
                     fh = open(out / SHARD_NAME.format(j), "wb")  # noqa: SIM115 - closed above/below
@@ -612,7 +633,7 @@ def _write_all(
                     state["last"] = df[RECORD_ID][-1]
                 state["row_stop"] = b
             if fh is not None:
-                fh.close()
+                released.append((releasing.submit(_release, fh), fh))
                 fh = None
                 infos.append(_shard_info(state, current, bounds))
         finally:
@@ -621,6 +642,11 @@ def _write_all(
             for f in futures:
                 if f is not None:
                     f.cancel()
+            # Releases still queued (a disk slower than rendering) are skipped: those files are just
+            # closed and left to the kernel's writeback, so a slow disk never delays the step.
+            for done, handle in released:
+                if done.cancel():
+                    handle.close()
     return infos
 
 
