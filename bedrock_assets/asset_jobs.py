@@ -56,14 +56,10 @@ def _with_step_default(config: dict) -> dict:
     return {"multiprocess": multiprocess}
 
 
-def _requirements(config: dict) -> Any:
-    return dg.multi_or_in_process_executor.get_requirements(config)
-
-
 @dg.executor(
     name="bedrock_multi_or_in_process",
     config_schema=dg.multi_or_in_process_executor.config_schema,
-    requirements=_requirements,
+    requirements=dg.multi_or_in_process_executor.get_requirements,
 )
 def _bedrock_executor(init_context: dg.InitExecutorContext) -> Any:
     """Dagster's default executor, with a forkserver that matches this run's environment."""

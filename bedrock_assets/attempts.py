@@ -173,7 +173,7 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
     input_uri, input_key = run.shard["uri"], run.shard["key"]
     input_file = work / "a1.jsonl"
     s3.download_file(layout.bucket, input_key, str(input_file))
-    input_sha = shard_digest
+    input_digest = shard_digest
     attempt, failed_retries = 1, 0
     while True:
         identity = dataclasses.replace(base, attempt=attempt)
@@ -185,7 +185,7 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
             run.log(f"{run.name}: {what} job {identity.job_name} ({status}); no new job created")
         else:
             arn = jobs.create_job(
-                client, identity, client_request_token=identity.token_for_input(input_sha), log=run.log,
+                client, identity, client_request_token=identity.token_for_input(input_digest), log=run.log,
                 model_id=run.spec.model_id, role_arn=run.role_arn, input_uri=input_uri,
                 output_uri=layout.uri(layout.outputs_prefix(run.name)), timeout_hours=run.timeout_hours,
                 invocation_type=run.spec.invocation_type,
@@ -242,8 +242,8 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
             break
         attempt += 1
         next_file = work / f"a{attempt}.jsonl"
-        n, _, sha = write_subset(str(input_file), todo, next_file)
-        input_file, input_sha = next_file, sha
+        n, _, digest = write_subset(str(input_file), todo, next_file)
+        input_file, input_digest = next_file, digest
         if n < run.spec.min_records_per_job:
             key = f"{layout.outputs_prefix(run.name)}on-demand-a{attempt}/{run.name}.out"
             if not list(list_keys(s3, layout.bucket, key)):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 import polars as pl
+
+from bedrock_assets.prefetch import prefetched
 
 RECORD_ID = "record_id"
 RECORD_ID_PREFIX = "R"
@@ -248,17 +249,7 @@ def write_parquet_records(
     def piece(start: int) -> pl.DataFrame:
         return _with_ids(scan.slice(start, piece_rows), id_column, columns, offset=start).collect()
 
-    def frames() -> Iterator[pl.DataFrame]:
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="records") as pool:
-            ahead = [pool.submit(piece, k) for k in starts[:2]]
-            for i in range(len(starts)):
-                frame = ahead[i].result()
-                ahead[i] = None  # type: ignore[call-overload]  # free the slice once written
-                if i + 2 < len(starts):
-                    ahead.append(pool.submit(piece, starts[i + 2]))
-                yield frame
-
-    return _append_parquet(frames(), path, compression, checked.collect_schema())
+    return _append_parquet(prefetched(piece, starts, name="records"), path, compression, checked.collect_schema())
 
 
 def write_hf_records(

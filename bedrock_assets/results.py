@@ -9,15 +9,16 @@ Output lines come in any order (facts §4) and look like
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
 
 import polars as pl
 
+from bedrock_assets.prefetch import prefetched
 from bedrock_assets.providers import Provider
 from bedrock_assets.records import RECORD_ID
 
@@ -260,15 +261,13 @@ def _join_shard(
 SHORT_TEXT_BYTES = 64
 
 
-def _parquet_column_options(table: pl.DataFrame) -> tuple[list[str], list[str]]:
-    """(columns to dictionary-encode, columns to keep statistics for), from the first shard."""
-    long_text = {
+def _short_columns(table: pl.DataFrame) -> list[str]:
+    """Columns worth a dictionary and min/max statistics (all but long text), from the first shard."""
+    return [
         name
         for name, dtype in table.schema.items()
-        if dtype == pl.String and (table[name].str.len_bytes().mean() or 0) > SHORT_TEXT_BYTES
-    }
-    short = [c for c in table.columns if c not in long_text]
-    return short, short
+        if dtype != pl.String or (table[name].str.len_bytes().mean() or 0) <= SHORT_TEXT_BYTES
+    ]
 
 
 def write_results(
@@ -311,33 +310,27 @@ def write_results(
     duplicates = orphans = rows = 0
     writer = None
 
-    def job(i: int) -> Future[tuple[pl.DataFrame, int, int]]:
-        name, start, stop = ranges[i]
-        return pool.submit(
-            _join_shard, records_scan, start, stop, by_shard.get(name, []), provider, skipped, opts, file_labels
-        )
+    def join(shard: tuple[str, int, int]) -> tuple[pl.DataFrame, int, int]:
+        name, start, stop = shard
+        return _join_shard(records_scan, start, stop, by_shard.get(name, []), provider, skipped, opts, file_labels)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="join") as pool:
-        pending = job(0)
+    with contextlib.closing(prefetched(join, ranges, depth=1, name="join")) as joined:
         try:
-            for i in range(len(ranges)):
-                table, dups, orph = pending.result()
-                if i + 1 < len(ranges):
-                    pending = job(i + 1)
+            for table, dups, orph in joined:
                 duplicates += dups
                 orphans += orph
                 rows += table.height
                 for status, n in table["status"].value_counts().iter_rows():
                     counts[status] += n
                 if writer is None:
-                    dictionary, statistics = _parquet_column_options(table)
+                    short = _short_columns(table)
                 # String views go to the parquet writer as they are (no copy into large_string).
                 arrow = table.to_arrow(compat_level=pl.CompatLevel.newest())
                 del table
                 if writer is None:
                     writer = pq.ParquetWriter(
                         str(dest_path), arrow.schema, compression=compression, compression_level=compression_level,
-                        use_dictionary=dictionary, write_statistics=statistics,
+                        use_dictionary=short, write_statistics=short,
                         # The Arrow schema would record `string_view`, which readers built on
                         # pyarrow < 16 cannot parse; parquet's own types say "string" to all.
                         store_schema=False,

@@ -13,6 +13,7 @@ balanced (9,000 records over 50,000-record shards = 1 shard; 100,001 = 3 shards 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -26,6 +27,7 @@ import numpy as np
 import polars as pl
 import xxhash
 
+from bedrock_assets.prefetch import prefetched
 from bedrock_assets.providers import Provider, json_object, json_value
 from bedrock_assets.providers.base import BYTES_PER_TOKEN_ESTIMATE
 from bedrock_assets.records import RECORD_ID
@@ -597,20 +599,14 @@ def _write_all(
     current = -1
     state: dict[str, Any] = {}
     released: list[tuple[Future[None], Any]] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="render") as pool, ThreadPoolExecutor(
-        max_workers=1, thread_name_prefix="digest"
-    ) as hashing, ThreadPoolExecutor(max_workers=1, thread_name_prefix="release") as releasing:
+    def render(piece: tuple[int, int, int]) -> pl.DataFrame:
+        return _render_piece(lf, spec, provider, piece[1], piece[2], check)
 
-        def render(k: int) -> Future[pl.DataFrame]:
-            return pool.submit(_render_piece, lf, spec, provider, pieces[k][1], pieces[k][2], check)
-
-        futures = [render(k) for k in range(min(2, len(pieces)))]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest") as hashing, ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="release"
+    ) as releasing, contextlib.closing(prefetched(render, pieces, name="render")) as rendered:
         try:
-            for i, (j, a, b) in enumerate(pieces):
-                df = futures[i].result()
-                futures[i] = None  # type: ignore[call-overload]  # free the piece once written
-                if i + 2 < len(pieces):
-                    futures.append(render(i + 2))
+            for (j, a, b), df in zip(pieces, rendered):
                 if j != current:
                     if fh is not None:
                         released.append((releasing.submit(_release, fh), fh))
@@ -639,9 +635,6 @@ def _write_all(
         finally:
             if fh is not None:
                 fh.close()
-            for f in futures:
-                if f is not None:
-                    f.cancel()
             # Releases still queued (a disk slower than rendering) are skipped: those files are just
             # closed and left to the kernel's writeback, so a slow disk never delays the step.
             for done, handle in released:
