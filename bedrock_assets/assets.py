@@ -372,7 +372,7 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
         local = Path(tmp) / "results.parquet"
         stats = results.write_results(
             layout.uri(layout.records_key), manifest["shards"], out_uris, provider, local,
-            skipped=skipped, storage_options=opts, file_labels=labels,
+            skipped=skipped, storage_options=opts, file_labels=labels, compression=spec.results_compression,
         )
         preview = pl.read_parquet(local, n_rows=5)
         on_demand = pl.scan_parquet(local).filter(pl.col("answered_by") == "on-demand")

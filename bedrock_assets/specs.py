@@ -32,6 +32,12 @@ class SpecError(ValueError):
     """A batch spec is malformed; the message names the file, batch and field."""
 
 
+# Parquet codecs for results.parquet, smallest file first. zstd-1 is the default because the file
+# goes to S3 and is read back by analytics; `none` makes joined_results ~1.4x faster for 2.3x the
+# bytes (bench/RESULTS.md).
+RESULTS_CODECS = ("zstd", "lz4", "snappy", "none")
+
+
 @dataclasses.dataclass(frozen=True)
 class BatchSpec:
     name: str
@@ -48,6 +54,7 @@ class BatchSpec:
     max_bytes_per_file: int = BEDROCK_MAX_FILE_BYTES
     skip_empty: bool = False  # drop rows whose text is empty/null instead of failing
     max_error_rate: float = 0.05  # asset check threshold on joined_results
+    results_compression: str = "zstd"  # results.parquet codec: zstd (level 1), lz4, snappy or none
     timeout_hours: int | None = None  # Bedrock timeoutDurationInHours, 24..168; None: the resource's
     stuck_after_minutes: float = 360.0  # report a job still queued (Scheduled) after this long
     max_record_attempts: int = 3  # tries per record (first job + follow-ups) for transient errors
@@ -106,6 +113,8 @@ def _parse_one(name: str, raw: Any, origin: str) -> BatchSpec:
         raise SpecError(f"{where}: stuck_after_minutes must be > 0")
     if not 0.0 <= spec.max_error_rate <= 1.0:
         raise SpecError(f"{where}: max_error_rate must be within 0..1")
+    if spec.results_compression not in RESULTS_CODECS:
+        raise SpecError(f"{where}: results_compression must be one of {', '.join(RESULTS_CODECS)}")
     if spec.max_bytes_per_file > BEDROCK_MAX_FILE_BYTES:
         raise SpecError(f"{where}: max_bytes_per_file cannot exceed Bedrock's 1 GB file limit")
     return spec

@@ -22,7 +22,7 @@ import time
 import polars as pl
 
 from bedrock_assets import providers, records, results, shards
-from bedrock_assets.specs import BatchSpec
+from bedrock_assets.specs import RESULTS_CODECS, BatchSpec
 
 # Same work as the baseline: question_answering template over `source`, Claude 3 Haiku,
 # max_tokens 1024, jobs of at most 50,000 records.
@@ -76,6 +76,7 @@ def cmd_post(args) -> None:
         os.path.join(args.work, "records.parquet"), infos, outputs, provider,
         os.path.join(args.work, "results.parquet"),
         skipped=shards.empty_text(shards.text_parts(SPEC, provider)),
+        compression=args.results_compression,
     )
     t1 = time.perf_counter()
     totals = results.read_manifests(outputs)
@@ -93,6 +94,8 @@ def main(argv=None) -> None:
     post = sub.add_parser("post")
     post.add_argument("--work", required=True)
     post.add_argument("--outputs", required=True)
+    post.add_argument("--results-compression", default=SPEC.results_compression, choices=RESULTS_CODECS,
+                      help="the batch spec's results_compression (default: the spec's default, zstd)")
     args = ap.parse_args(argv)
     {"pre": cmd_pre, "post": cmd_post}[args.cmd](args)
 

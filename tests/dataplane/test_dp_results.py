@@ -142,7 +142,7 @@ def test_write_results_end_to_end(tmp_path):
     import pyarrow.parquet as pq
 
     schema = pq.read_schema(tmp_path / "results.parquet")
-    assert "view" not in str(schema) and schema.field("response").type == "string"
+    assert "view" not in str(schema) and schema.field("response").type in ("string", "large_string")
     assert df.schema["attempt"] == pl.Int32 and df.schema["input_tokens"] == pl.Int64
     answered = df.filter(pl.col("status").is_in(["succeeded", "failed"]))
     assert answered["attempt"].to_list() == [1] * answered.height
@@ -152,3 +152,74 @@ def test_write_results_end_to_end(tmp_path):
     assert summary.duplicates == len(infos) and summary.orphans == 0
     assert summary.failed == df.filter(pl.col("status") == "failed").height > 0
     assert summary.succeeded + summary.failed + summary.skipped + summary.missing == n
+
+
+@pytest.mark.parametrize(("codec", "parquet_name"), [("zstd", "ZSTD"), ("lz4", "LZ4"), ("snappy", "SNAPPY"), ("none", "UNCOMPRESSED")])
+def test_write_results_uses_the_requested_codec_and_keeps_the_rows(tmp_path, codec, parquet_name):
+    import pyarrow.parquet as pq
+
+    recs = records.assign_record_ids(pl.LazyFrame({"q": [f"question {i} " * 20 for i in range(300)]}))
+    recs.sink_parquet(tmp_path / "records.parquet")
+    ids = [f"R{i:010d}" for i in range(300)]
+    out = _write_out(tmp_path / "out" / "all.jsonl.out", [_claude_ok(r, "answer " + r * 10) for r in ids])
+    shard = {"name": "all.jsonl", "row_start": 0, "row_stop": 300}
+    summary = results.write_results(str(tmp_path / "records.parquet"), [shard], [out], _claude(), tmp_path / "r.parquet",
+                                    compression=codec)
+    meta = pq.ParquetFile(tmp_path / "r.parquet").metadata
+    codecs = {meta.row_group(0).column(i).compression for i in range(meta.num_columns)}
+    assert codecs == {parquet_name}
+    df = pl.read_parquet(tmp_path / "r.parquet")
+    assert summary.succeeded == 300 and df["record_id"].to_list() == ids
+    assert df["response"].to_list() == ["answer " + r * 10 for r in ids]
+
+
+def _ordered(doc, order):
+    return {k: doc[k] for k in order if k in doc}
+
+
+_NASTY = 'a "modelOutput": {"x": 1} and "error": 2 \\ ünï 😀 \n line'
+_DOCUMENTED = ("recordId", "modelInput", "modelOutput", "error")
+
+
+@pytest.mark.parametrize(
+    ("order", "compact", "fast"),
+    [
+        (_DOCUMENTED, True, True),  # Bedrock's documented layout
+        (_DOCUMENTED, False, True),  # `"key": value` with spaces
+        (("modelInput", "modelOutput", "error", "recordId"), True, True),  # id after the answer
+        (("modelInput", "recordId", "modelOutput", "error"), True, False),  # id cut away: full parse
+        (("modelOutput", "error", "modelInput", "recordId"), False, True),  # answer first
+    ],
+)
+def test_answer_only_decoding_agrees_with_the_full_parse(tmp_path, order, compact, fast):
+    ids = [f"R{i:010d}" for i in range(40)]
+    docs = [_error(r, 400 + i % 2, "bad \"modelOutput\": request") if i % 9 == 0 else _claude_ok(r, _NASTY + r) for i, r in enumerate(ids)]
+    for d in docs:
+        d["modelInput"] = {"messages": [{"role": "user", "content": [{"type": "text", "text": _NASTY}]}]}
+    sep = (",", ":") if compact else (", ", ": ")
+    lines = [json.dumps(_ordered(d, order), ensure_ascii=False, separators=sep) for d in docs]
+    path = tmp_path / "shard.jsonl.out"
+    path.write_text("\n".join(lines[:20]) + "\n\n  \n" + "\n".join(lines[20:]) + "\n")
+    full = results.read_outputs([str(path)], _claude()).collect()
+    assert full.height == 40 and full["record_id"].null_count() == 0
+    assert results.collect_outputs([str(path)], _claude()).equals(full)
+    answers_only = results._parse_answers(results._scan_lines([str(path)], None), _claude()).collect()
+    assert answers_only.equals(full) is fast
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # a record id with an escape is not taken from the head of the line
+        '{"recordId":"R\\"1","modelInput":{"a":1},"modelOutput":{"content":[{"type":"text","text":"t"}]}}',
+        # a key named modelOutput inside the request: the cut line is not JSON
+        '{"recordId":"R1","modelInput":{"meta":{"modelOutput":{"x":1}}},"modelOutput":{"content":[{"type":"text","text":"t"}]}}',
+    ],
+)
+def test_lines_the_cut_cannot_read_fall_back_to_the_full_parse(tmp_path, line):
+    ok = json.dumps(_claude_ok("R2", "fine"), separators=(",", ":"))
+    path = tmp_path / "shard.jsonl.out"
+    path.write_text(ok + "\n" + line + "\n")
+    full = results.read_outputs([str(path)], _claude()).collect()
+    assert results.collect_outputs([str(path)], _claude()).equals(full)
+    assert full["response"].to_list() == ["fine", "t"] and full["record_id"][1] in ('R"1', "R1")

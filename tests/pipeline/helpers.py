@@ -21,9 +21,20 @@ def put_input(env, batch: str, name: str, frame: pl.DataFrame) -> str:
     return f"{batch}/{name}"
 
 
+def _results_body(env, partition: str) -> bytes:
+    return env.s3.get_object(Bucket=env.bucket, Key=f"results/{partition}/results.parquet")["Body"].read()
+
+
 def read_results(env, partition: str) -> pl.DataFrame:
-    body = env.s3.get_object(Bucket=env.bucket, Key=f"results/{partition}/results.parquet")["Body"].read()
-    return pl.read_parquet(io.BytesIO(body))
+    return pl.read_parquet(io.BytesIO(_results_body(env, partition)))
+
+
+def results_codecs(env, partition: str) -> set[str]:
+    """Parquet codecs of the columns of a partition's results.parquet (e.g. {"ZSTD"})."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(io.BytesIO(_results_body(env, partition))).metadata
+    return {meta.row_group(g).column(c).compression for g in range(meta.num_row_groups) for c in range(meta.num_columns)}
 
 
 def read_json(env, key: str):

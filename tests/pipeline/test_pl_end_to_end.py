@@ -10,7 +10,7 @@ import pytest
 
 from bedrock_assets.runner import materialize_partition
 
-from .helpers import check_outcomes, failed_steps, jobs_for_bucket, put_input, read_json, read_results
+from .helpers import check_outcomes, failed_steps, jobs_for_bucket, put_input, read_json, read_results, results_codecs
 
 SPECS = """
 batches:
@@ -34,6 +34,7 @@ batches:
     model_id: amazon.titan-embed-text-v2:0
     text_column: input_text
     params: {dimensions: 256, normalize: true}
+    results_compression: none
 """
 
 
@@ -59,6 +60,7 @@ def test_text_partition_end_to_end(aws_env, write_specs, instance):
     assert results.get_column("response").str.len_chars().min() > 0
     assert results.get_column("input_tokens").min() > 0 and results.get_column("output_tokens").min() > 0
     assert results.get_column("error_code").null_count() == frame.height
+    assert results_codecs(aws_env, key) == {"ZSTD"}  # the default
 
     outcomes = check_outcomes(instance, run.run_id)
     assert outcomes == {
@@ -85,6 +87,7 @@ def test_embedding_partition_end_to_end(aws_env, write_specs, instance):
     assert all(len(v) == 256 for v in vectors)
     assert all(math.isclose(sum(x * x for x in v), 1.0, rel_tol=1e-3) for v in vectors)
     assert results.get_column("input_tokens").min() > 0
+    assert results_codecs(aws_env, key) == {"UNCOMPRESSED"}  # the spec's results_compression
     assert all(check_outcomes(instance, run.run_id).values())
 
 
