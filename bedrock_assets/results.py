@@ -247,10 +247,17 @@ def join_results(
     record id occurs once); count them first with `count_duplicates` if needed. `file_labels`
     (output path -> (attempt, answered_by)) adds those two columns.
     """
+    outs = _answers(outputs, file_labels, dedupe)
+    return _with_status(records.join(outs, on=RECORD_ID, how="left", maintain_order="left"), skipped)
+
+
+def _answers(outputs: pl.LazyFrame, file_labels: Mapping[str, tuple[int, str]] | None, dedupe: bool) -> pl.LazyFrame:
     if file_labels is not None:
         outputs = label_outputs(outputs, file_labels)
-    outs = (dedupe_outputs(outputs) if dedupe else outputs).drop(_FILE, _LINE).with_columns(pl.lit(True).alias(_MATCHED))
-    joined = records.join(outs, on=RECORD_ID, how="left", maintain_order="left")
+    return (dedupe_outputs(outputs) if dedupe else outputs).drop(_FILE, _LINE).with_columns(pl.lit(True).alias(_MATCHED))
+
+
+def _with_status(joined: pl.LazyFrame, skipped: pl.Expr | None) -> pl.LazyFrame:
     is_skipped = skipped if skipped is not None else pl.lit(False)
     status = (
         pl.when(pl.col(_MATCHED).is_null() & is_skipped.fill_null(False))
@@ -310,10 +317,15 @@ def _join_shard(
     outs = collect_outputs(files, provider, storage_options=storage_options)
     ids = outs[RECORD_ID].n_unique() if outs.height else 0
     duplicates = count_duplicates(outs.lazy()) if outs.height != ids else 0
-    table = join_results(
-        records_scan.slice(start, stop - start), outs.lazy(), skipped, file_labels=file_labels,
-        dedupe=outs.height != ids,
-    ).collect()
+    records = records_scan.slice(start, stop - start).collect()
+    ordered = outs.sort(RECORD_ID) if ids == outs.height == records.height else None
+    if ordered is not None and (ordered[RECORD_ID] == records[RECORD_ID]).all():
+        # One line per record and records in id order (the default positional ids): the join is
+        # putting the lines in id order beside the records (~4x less CPU than the hash join).
+        answers = _answers(ordered.lazy(), file_labels, dedupe=False).drop(RECORD_ID)
+        table = _with_status(pl.concat([records.lazy(), answers], how="horizontal"), skipped).collect()
+    else:
+        table = join_results(records.lazy(), outs.lazy(), skipped, file_labels=file_labels, dedupe=outs.height != ids).collect()
     answered = int(table["status"].is_in([STATUS_SUCCEEDED, STATUS_FAILED]).sum())
     return table, duplicates, ids - answered
 

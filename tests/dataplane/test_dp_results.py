@@ -223,3 +223,22 @@ def test_lines_the_cut_cannot_read_fall_back_to_the_full_parse(tmp_path, line):
     full = results.read_outputs([str(path)], _claude()).collect()
     assert results.collect_outputs([str(path)], _claude()).equals(full)
     assert full["response"].to_list() == ["fine", "t"] and full["record_id"][1] in ('R"1', "R1")
+
+
+@pytest.mark.parametrize("id_column", [None, "key"])  # positional ids (in id order) / the user's ids (not)
+def test_a_complete_shard_joins_like_the_hash_join(tmp_path, id_column):
+    n = 250
+    frame = pl.LazyFrame({"key": [f"k{(i * 7919) % n:04d}" for i in range(n)], "q": [f"q{i}" for i in range(n)]})
+    recs = records.assign_record_ids(frame, id_column=id_column)
+    recs.sink_parquet(tmp_path / "records.parquet")
+    ids = pl.read_parquet(tmp_path / "records.parquet")["record_id"].to_list()
+    docs = [_error(r, 400) if i % 11 == 0 else _claude_ok(r, "answer " + r) for i, r in enumerate(ids)]
+    out = _write_out(tmp_path / "o" / "s.jsonl.out", docs, seed=3)  # shuffled, one line per record
+    labels = {out: (2, "batch")}
+    shard = {"name": "s.jsonl", "row_start": 0, "row_stop": n}
+    summary = results.write_results(str(tmp_path / "records.parquet"), [shard], [out], _claude(), tmp_path / "r.parquet",
+                                    file_labels=labels)
+    expected = results.join_results(pl.scan_parquet(tmp_path / "records.parquet"), results.read_outputs([out], _claude()),
+                                     file_labels=labels).collect()
+    assert pl.read_parquet(tmp_path / "r.parquet").equals(expected)
+    assert (summary.rows, summary.failed, summary.succeeded) == (n, 23, n - 23)
