@@ -208,21 +208,23 @@ def test_answer_only_decoding_agrees_with_the_full_parse(tmp_path, order, compac
 
 
 @pytest.mark.parametrize(
-    "line",
+    ("line", "record_id", "response"),
     [
         # a record id with an escape is not taken from the head of the line
-        '{"recordId":"R\\"1","modelInput":{"a":1},"modelOutput":{"content":[{"type":"text","text":"t"}]}}',
+        ('{"recordId":"R\\"1","modelInput":{"a":1},"modelOutput":{"content":[{"type":"text","text":"t"}]}}', 'R"1', "t"),
         # a key named modelOutput inside the request: the cut line is not JSON
-        '{"recordId":"R1","modelInput":{"meta":{"modelOutput":{"x":1}}},"modelOutput":{"content":[{"type":"text","text":"t"}]}}',
+        ('{"recordId":"R1","modelInput":{"meta":{"modelOutput":{"x":1}}},"modelOutput":{"content":[{"type":"text","text":"t"}]}}', "R1", "t"),
+        # neither an answer nor an error: nothing to cut at
+        ('{"recordId":"R1","modelInput":{"a":1}}', "R1", None),
     ],
 )
-def test_lines_the_cut_cannot_read_fall_back_to_the_full_parse(tmp_path, line):
+def test_lines_the_cut_cannot_read_fall_back_to_the_full_parse(tmp_path, line, record_id, response):
     ok = json.dumps(_claude_ok("R2", "fine"), separators=(",", ":"))
     path = tmp_path / "shard.jsonl.out"
     path.write_text(ok + "\n" + line + "\n")
     full = results.read_outputs([str(path)], _claude()).collect()
     assert results.collect_outputs([str(path)], _claude()).equals(full)
-    assert full["response"].to_list() == ["fine", "t"] and full["record_id"][1] in ('R"1', "R1")
+    assert full["record_id"].to_list() == ["R2", record_id] and full["response"].to_list() == ["fine", response]
 
 
 @pytest.mark.parametrize("id_column", [None, "key"])  # positional ids (in id order) / the user's ids (not)
@@ -242,3 +244,16 @@ def test_a_complete_shard_joins_like_the_hash_join(tmp_path, id_column):
                                      file_labels=labels).collect()
     assert pl.read_parquet(tmp_path / "r.parquet").equals(expected)
     assert (summary.rows, summary.failed, summary.succeeded) == (n, 23, n - 23)
+
+
+def test_a_truncated_output_file_names_the_file_and_line_without_quoting_it(tmp_path):
+    recs = records.assign_record_ids(pl.LazyFrame({"q": ["a", "b", "c"]}))
+    recs.sink_parquet(tmp_path / "records.parquet")
+    good = [json.dumps(_claude_ok(f"R{i:010d}", "fine")) for i in range(2)]
+    path = tmp_path / "s.jsonl.out"
+    path.write_text("\n".join(good) + '\n{"recordId":"R0000000002","modelInput":{"t":"secret PII"},"modelOut\n')
+    shard = {"name": "s.jsonl", "row_start": 0, "row_stop": 3}
+    with pytest.raises(results.OutputParseError) as err:
+        results.write_results(str(tmp_path / "records.parquet"), [shard], [str(path)], _claude(), tmp_path / "r.parquet")
+    assert str(err.value).startswith(f"{path} line 3: not valid JSON")
+    assert "secret" not in str(err.value)
