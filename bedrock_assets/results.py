@@ -165,7 +165,8 @@ def _parse_answers(lines: pl.LazyFrame, provider: Provider) -> pl.LazyFrame:
     order, an escaped record id, no key to cut at) gets a null record_id or fails to decode; `collect_outputs`
     then parses the files with _parse_lines instead."""
     line = pl.col("__json")
-    cut = pl.coalesce(line.str.find(_ANSWER_KEY, literal=True), line.str.find(_ERROR_KEY, literal=True))
+    # The first of the two keys, so a line carrying both keeps both.
+    cut = pl.min_horizontal(line.str.find(_ANSWER_KEY, literal=True), line.str.find(_ERROR_KEY, literal=True))
     # find() counts bytes and str.slice characters: cut the bytes, then view them as text again
     # (the cut is at an ASCII quote, so the rest is valid UTF-8).
     rest = pl.concat_str(pl.lit("{"), line.cast(pl.Binary).bin.slice(cut).cast(pl.String))

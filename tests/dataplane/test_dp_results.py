@@ -216,9 +216,11 @@ def test_answer_only_decoding_agrees_with_the_full_parse(tmp_path, order, compac
         ('{"recordId":"R1","modelInput":{"meta":{"modelOutput":{"x":1}}},"modelOutput":{"content":[{"type":"text","text":"t"}]}}', "R1", "t"),
         # neither an answer nor an error: nothing to cut at
         ('{"recordId":"R1","modelInput":{"a":1}}', "R1", None),
+        # an error before an answer: both are kept, as the full parse keeps them
+        ('{"recordId":"R1","modelInput":{},"error":{"errorCode":500,"errorMessage":"m"},"modelOutput":{"content":[{"type":"text","text":"t"}]}}', "R1", "t"),
     ],
 )
-def test_lines_the_cut_cannot_read_fall_back_to_the_full_parse(tmp_path, line, record_id, response):
+def test_unusual_lines_are_read_as_the_full_parse_reads_them(tmp_path, line, record_id, response):
     ok = json.dumps(_claude_ok("R2", "fine"), separators=(",", ":"))
     path = tmp_path / "shard.jsonl.out"
     path.write_text(ok + "\n" + line + "\n")
