@@ -406,7 +406,7 @@ def write_results(
             yield table
 
     # polars' parquet sink pulls the next shard while it encodes and compresses this one on all
-    # cores (pyarrow's writer compresses on one thread: 14.4 s vs 12.2 s for the 2.2M-row
+    # cores (pyarrow's writer compresses on one thread: 14.4 s vs 12.5 s for the 2.2M-row
     # benchmark; reading a shard ahead on a thread of our own made no difference and held ~30 MiB
     # more). Min/max statistics are left out: on columns of long distinct texts they help no
     # reader and cost ~10 % of the step.

@@ -33,7 +33,7 @@ class SpecError(ValueError):
 
 
 # Parquet codecs for results.parquet, smallest file first. zstd-1 is the default because the file
-# goes to S3 and is read back by analytics; `none` makes joined_results ~1.4x faster for 2.3x the
+# goes to S3 and is read back by analytics; `none` makes joined_results ~1.3x faster for 2.3x the
 # bytes (bench/RESULTS.md).
 RESULTS_CODECS = ("zstd", "lz4", "snappy", "none")
 

@@ -104,6 +104,8 @@ def main() -> None:
             pl.scan_lines(f, name="__json").select(tail.str.json_decode(answer_schema)).collect().height for f in files])
         clock("joined_results: read_outputs, one file at a time", lambda: [
             results.read_outputs([f], provider).collect().height for f in files])
+        clock("joined_results: collect_outputs (what it runs), one file at a time", lambda: [
+            results.collect_outputs([f], provider).height for f in files])
         recs = pl.scan_parquet(rec)
         tables = clock("joined_results: slice records + left join", lambda: [
             results.join_results(recs.slice(i.row_start, i.row_stop - i.row_start), o.lazy(), dedupe=False).collect()
