@@ -8,7 +8,8 @@ from bedrock_assets.providers import ProviderError
 from bedrock_assets.providers.anthropic import AnthropicMessages
 from bedrock_assets.providers.titan_embed import TitanTextEmbeddingsV2
 
-from dp_helpers import CLAUDE, NASTY, TITAN, make_spec
+from dp_helpers import CLAUDE, TITAN, make_spec
+from nasty_strings import NASTY
 
 
 @pytest.mark.parametrize(

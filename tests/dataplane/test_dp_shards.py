@@ -8,7 +8,8 @@ import pytest
 from bedrock_assets import providers, records, shards
 from bedrock_assets.shards import Column, InputValidationError, ShardPlanError
 
-from dp_helpers import NASTY, TITAN, make_spec
+from dp_helpers import TITAN, make_spec
+from nasty_strings import NASTY
 
 
 def _records(**cols):

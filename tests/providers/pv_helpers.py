@@ -1,4 +1,4 @@
-"""Helpers for the provider tests: specs in code, nasty strings, expected bodies written out by
+"""Helpers for the provider tests: specs in code, expected bodies written out by
 hand (independently of the providers' own code)."""
 
 from __future__ import annotations
@@ -14,20 +14,6 @@ MISTRAL_CHAT = "mistral.mistral-large-2407-v1:0"
 CLAUDE = "anthropic.claude-3-haiku-20240307-v1:0"
 TITAN = "amazon.titan-embed-text-v2:0"
 
-NASTY = [
-    'say "hi"',
-    "back\\slash \\n not a newline",
-    "line one\nline two\r\nthree",
-    "tab\there",
-    "ctl \x00\x01\x07\x08\x0b\x0c\x1b\x1f\x7f end",
-    "emoji 😀🎉 and flags 🇩🇪",
-    "non-ASCII: naïve café Ærøskøbing 東京 Привет",
-    "\u2028 line sep \u2029 para sep",
-    "{not a placeholder} {{double}}",
-    "</script><!-- --> <|eot_id|> [/INST]",
-    "trailing backslash \\",
-    " leading space",
-]
 
 SYSTEM = 'Answer in "one" line — ünï.\nNo lists.'
 

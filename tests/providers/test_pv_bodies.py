@@ -20,7 +20,8 @@ from bedrock_assets.providers.nova import NovaMessages
 from bedrock_assets.providers.titan_embed import TitanTextEmbeddingsV2
 from bedrock_assets.records import RECORD_ID
 
-from pv_helpers import CLAUDE, LLAMA, MISTRAL_CHAT, MISTRAL_TEXT, NASTY, NOVA, TITAN, expected_bodies, make_spec
+from nasty_strings import NASTY
+from pv_helpers import CLAUDE, LLAMA, MISTRAL_CHAT, MISTRAL_TEXT, NOVA, TITAN, expected_bodies, make_spec
 
 CASES = expected_bodies()
 

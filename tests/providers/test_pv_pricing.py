@@ -13,7 +13,8 @@ from bedrock_assets import pricing, providers, shards
 from bedrock_assets.emulator.tokens import count_tokens
 from bedrock_assets.records import RECORD_ID
 
-from pv_helpers import CLAUDE, LLAMA, NASTY, NOVA, SYSTEM, TITAN, make_spec
+from nasty_strings import NASTY
+from pv_helpers import CLAUDE, LLAMA, NOVA, SYSTEM, TITAN, make_spec
 
 
 @pytest.fixture(autouse=True)
