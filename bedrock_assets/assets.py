@@ -20,7 +20,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from bedrock_assets import attempts, jobs, pricing, providers, records, results, shards
+from bedrock_assets import attempts, jobs, parquet_splice, pricing, providers, records, results, shards
 from bedrock_assets.partitions import inputs_partitions
 from bedrock_assets.resources import BedrockBatch, ProjectStorage
 from bedrock_assets.settings import BEDROCK_POOL
@@ -370,10 +370,14 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
     skipped = shards.empty_text(shards.text_parts(spec, provider)) if spec.skip_empty else None
     with tempfile.TemporaryDirectory(prefix="bedrock-results-") as tmp:
         local = Path(tmp) / "results.parquet"
+        # The records' encoded columns are copied into results.parquet, which needs them on disk.
+        records_local = Path(tmp) / "records.parquet"
+        s3.download_file(layout.bucket, layout.records_key, str(records_local))
         stats = results.write_results(
-            layout.uri(layout.records_key), manifest["shards"], out_uris, provider, local,
+            records_local, manifest["shards"], out_uris, provider, local,
             skipped=skipped, storage_options=opts, file_labels=labels, compression=spec.results_compression,
         )
+        raw_rows = sum(parquet_splice.row_counts(records_local))
         preview = pl.read_parquet(local, n_rows=5)
         on_demand = pl.scan_parquet(local).filter(pl.col("answered_by") == "on-demand")
         od = on_demand.select(
@@ -382,7 +386,6 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
         ).collect().row(0)
         s3.upload_file(str(local), layout.bucket, layout.results_key)
     tokens = results.read_manifests(out_uris, storage_options=opts)
-    raw_rows = pl.scan_parquet(layout.uri(layout.records_key), storage_options=opts).select(pl.len()).collect().item()
     answered = stats.succeeded + stats.failed
     error_rate = stats.failed / raw_rows if raw_rows else 0.0
     checks = [

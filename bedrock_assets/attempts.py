@@ -96,7 +96,9 @@ def outstanding(input_file: str, output_uris: list[str], provider: Any, storage_
     """Record ids of `input_file` still owed an answer (no line, or a transient error) and the
     number of permanent errors."""
     asked = _record_ids_of_lines(input_file).select("record_id")
-    outs = results.read_outputs(output_uris, provider, storage_options=storage_options).select(
+    # The same reader as joined_results: answers-only decoding, and a line that is not JSON
+    # raises OutputParseError naming its file and line.
+    outs = results.collect_outputs(output_uris, provider, storage_options=storage_options).lazy().select(
         "record_id", "error_code"
     )
     # A record answered in any line is done; else its best line decides (transient vs permanent).

@@ -10,15 +10,19 @@ Output lines come in any order (facts §4) and look like
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import PurePosixPath
 from typing import Any
 
 import polars as pl
-from polars.io.plugins import register_io_source
 
+from bedrock_assets import parquet_splice
+from bedrock_assets.prefetch import prefetched
 from bedrock_assets.providers import Provider
 from bedrock_assets.records import RECORD_ID
 
@@ -197,13 +201,15 @@ def collect_outputs(
         return read_outputs(paths, provider).collect()
     lines = _scan_lines(paths, storage_options)
     try:
-        fast = _parse_answers(lines, provider).collect()
+        # The streaming engine decodes in morsels instead of all lines at once: about a third
+        # less wall time and memory than the in-memory engine on the benchmark's outputs.
+        fast = _parse_answers(lines, provider).collect(engine="streaming")
     except pl.exceptions.ComputeError:  # a cut line that is not JSON: see _parse_answers
         fast = None
     if fast is not None and fast[RECORD_ID].null_count() == 0:
         return fast
     try:
-        return _parse_lines(lines, provider).collect()
+        return _parse_lines(lines, provider).collect(engine="streaming")
     except pl.exceptions.ComputeError as exc:
         raise OutputParseError(_first_bad_line(lines) or f"{', '.join(paths)}: {exc}") from exc
 
@@ -323,41 +329,133 @@ def _shard_of_output(path: str) -> str:
     return name[: -len(OUTPUT_SUFFIX)] if name.endswith(OUTPUT_SUFFIX) else name
 
 
-def _join_shard(
+def _answer_segment(
     records_scan: pl.LazyFrame,
     start: int,
     stop: int,
-    files: list[str],
-    provider: Provider,
+    outs: pl.DataFrame,
     skipped: pl.Expr | None,
-    storage_options: Mapping[str, str] | None,
     file_labels: Mapping[str, tuple[int, str]] | None,
 ) -> tuple[pl.DataFrame, int, int]:
-    """One shard's joined rows, its duplicate answer count (see count_duplicates) and its
-    orphan count (record ids answered that are not among the shard's records)."""
-    outs = collect_outputs(files, provider, storage_options=storage_options)
+    """The answer columns (provider columns, errors, status, labels) for records `start..stop`,
+    in record order, from their parsed output lines `outs` (collect_outputs); with the range's
+    duplicate answer count (see count_duplicates) and orphan count (record ids answered that are
+    not among its records). Of the records only `record_id` is read, and the columns `skipped`
+    reads when some record has no line: the input columns are copied encoded (parquet_splice)."""
+    records = records_scan.select(RECORD_ID).slice(start, stop - start).collect()
     ids = outs[RECORD_ID].n_unique() if outs.height else 0
     duplicates = count_duplicates(outs.lazy()) if outs.height != ids else 0
-    records = records_scan.slice(start, stop - start).collect()
-    ordered = outs.sort(RECORD_ID) if ids == outs.height == records.height else None
+    aligned = ids == outs.height == records.height and records[RECORD_ID].is_sorted()
+    ordered = outs.sort(RECORD_ID) if aligned else None
     if ordered is not None and (ordered[RECORD_ID] == records[RECORD_ID]).all():
         # One line per record and records in id order (the default positional ids): the join is
-        # putting the lines in id order beside the records (~4x less CPU than the hash join).
-        answers = _answers(ordered.lazy(), file_labels, dedupe=False).drop(RECORD_ID)
-        table = _with_status(pl.concat([records.lazy(), answers], how="horizontal"), skipped).collect()
+        # putting the lines in id order beside the records (~4x less CPU than the hash join), and
+        # with every record answered `skipped` cannot apply.
+        table = _with_status(_answers(ordered.lazy(), file_labels, dedupe=False), None).collect()
     else:
+        if skipped is not None:  # the columns the text is made of, for records with no line
+            extra = sorted(set(skipped.meta.root_names()) - {RECORD_ID})
+            records = records_scan.select(RECORD_ID, *extra).slice(start, stop - start).collect()
         table = join_results(records.lazy(), outs.lazy(), skipped, file_labels=file_labels, dedupe=outs.height != ids).collect()
+        table = table.drop(records.columns)
     answered = int(table["status"].is_in([STATUS_SUCCEEDED, STATUS_FAILED]).sum())
-    return table, duplicates, ids - answered
+    return table.drop(RECORD_ID, strict=False), duplicates, ids - answered
 
 
-# Rows per parquet row group of results.parquet: at most one shard's worth (Bedrock's per-job record
-# quota), so the sink holds about one shard while it encodes.
-RESULTS_ROW_GROUP_ROWS = 50_000
+def answer_columns(records_columns: Sequence[str], provider: Provider, skipped: pl.Expr | None = None,
+                   file_labels: Mapping[str, tuple[int, str]] | None = None) -> pl.Schema:
+    """Names and types of the columns joined_results adds after the records' own columns."""
+    empty = pl.LazyFrame(schema={c: pl.String for c in records_columns})
+    full = join_results(empty, read_outputs([], provider), skipped, file_labels=file_labels).collect_schema()
+    return pl.Schema({name: dtype for name, dtype in full.items() if name not in records_columns})
+
+
+def reserved_columns(provider: Provider) -> list[str]:
+    """Every column name joined_results adds for this provider, whatever the spec."""
+    return list(answer_columns([RECORD_ID], provider, skipped=pl.lit(False), file_labels={}))
+
+
+def clashing_columns(records_columns: Sequence[str], provider: Provider) -> list[str]:
+    """Input columns that have the name of a column joined_results adds (they would be ambiguous
+    in results.parquet). jsonl_shards checks this before any job is created."""
+    return sorted(set(records_columns) & set(reserved_columns(provider)))
+
+
+def segments(shards: Sequence[Mapping[str, Any]], total_rows: int) -> list[tuple[str, int, int]]:
+    """(shard name, start, stop) covering rows 0..total_rows in order: the shards' ranges, and
+    ranges no shard covers (name "") in between and after them."""
+    out: list[tuple[str, int, int]] = []
+    pos = 0
+    for s in sorted(shards, key=lambda s: int(s["row_start"])):
+        start, stop = int(s["row_start"]), int(s["row_stop"])
+        if start < pos or stop < start or stop > total_rows:
+            raise ValueError(f"shard {s['name']}: rows {start}..{stop} overlap another shard or pass the {total_rows} records")
+        if start > pos:
+            out.append(("", pos, start))
+        out.append((str(s["name"]), start, stop))
+        pos = stop
+    if pos < total_rows:
+        out.append(("", pos, total_rows))
+    return out
+
+
+def regroup(frames: Iterable[pl.DataFrame], counts: Sequence[int]) -> Iterator[pl.DataFrame]:
+    """The rows of `frames`, in order, cut into frames of `counts` rows each (records.parquet's
+    row groups; an empty frame for a count of 0). Raises when the rows do not add up."""
+    pending: list[pl.DataFrame] = []
+    have = seen = 0
+    wanted = iter(counts)
+    need = next(wanted, None)
+    for frame in frames:
+        if frame.height:
+            pending.append(frame)
+            have += frame.height
+            seen += frame.height
+        while need is not None and have >= need:
+            if need == 0:
+                yield pl.DataFrame()
+            else:
+                joined = pl.concat(pending, rechunk=False) if len(pending) > 1 else pending[0]
+                yield joined.slice(0, need)
+                rest = joined.slice(need)
+                pending, have = ([rest] if rest.height else []), have - need
+            need = next(wanted, None)
+    while need == 0:
+        yield pl.DataFrame()
+        need = next(wanted, None)
+    if need is not None or have:
+        raise ValueError(f"answers for {seen} rows, records.parquet has {sum(counts)}")
+
+
+# Long, distinct values: a dictionary or min/max statistics help no reader and cost encode CPU
+# (~25 % of writing them).
+_LONG_COLUMNS = ("response", "embedding", "error_message")
+
+
+def _encoder(schema: pl.Schema, compression: str) -> Callable[[pl.DataFrame], bytes]:
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema  # plain string types in the file
+    short = [name for name in schema if name not in _LONG_COLUMNS]
+
+    def encode(frame: pl.DataFrame) -> bytes:
+        table = frame.select(schema.names()).to_arrow(compat_level=pl.CompatLevel.newest()).cast(arrow_schema) if frame.width else pa.table(
+            {n: pa.nulls(0, t) for n, t in zip(arrow_schema.names, arrow_schema.types)})
+        buf = io.BytesIO()
+        pq.write_table(
+            table, buf, row_group_size=max(table.num_rows, 1),
+            compression="none" if compression == "none" else compression,
+            compression_level=1 if compression == "zstd" else None,
+            use_dictionary=short, write_statistics=short, store_schema=False,
+        )
+        return buf.getvalue()
+
+    return encode
 
 
 def write_results(
-    records_path: str,
+    records_path: str | os.PathLike[str],
     shards: Sequence[Any],
     output_paths: Iterable[str | os.PathLike[str]],
     provider: Provider,
@@ -367,17 +465,18 @@ def write_results(
     file_labels: Mapping[str, tuple[int, str]] | None = None,
     compression: str = "zstd",
 ) -> ResultsSummary:
-    """Join the outputs onto `records.parquet` shard by shard and write one parquet file.
+    """Join the outputs onto the local `records.parquet` shard by shard and write one parquet file:
+    every records column as it is encoded there (copied, not decoded: see parquet_splice), then
+    the answer columns, compressed with `compression` (a codec of `specs.RESULTS_CODECS`; zstd
+    at level 1: on the benchmark's text level 3 made a 16 % smaller file for 1.6x the write time).
 
     `shards` are the ShardInfo (or dicts with name/row_start/row_stop) of the written shards;
-    `<shard name>.out` files answer for that shard's rows (retries of a shard reuse its name).
-    One shard at a time keeps memory at ~2 shards' worth (≤ max_records_per_job rows each)
-    whatever the input size: the next shard is parsed and joined by polars while this one is
-    encoded to parquet (row groups of ≤ RESULTS_ROW_GROUP_ROWS). Output lines in files of no known shard count
-    as orphans. Records no shard covers (no shards at all) come out as skipped/missing.
-    `file_labels` is passed to join_results (attempt / answered_by columns). `compression`: a
-    parquet codec of `specs.RESULTS_CODECS`; zstd is written at level 1 (on the benchmark's text,
-    level 3 made a 16 % smaller file for 1.6x the write time).
+    `<shard name>.out` files (local or s3:// with `storage_options`) answer for that shard's rows
+    (retries of a shard reuse its name). One shard's outputs at a time keeps memory bounded
+    whatever the input size; row groups follow records.parquet's, encoded on two threads while
+    polars parses the next shard. Output lines in files of no known shard count as orphans.
+    Records no shard covers come out as skipped/missing. `file_labels` is passed to join_results
+    (attempt / answered_by columns).
     """
     opts = dict(storage_options) if storage_options else None
     by_shard: dict[str, list[str]] = {}
@@ -387,16 +486,23 @@ def write_results(
     infos = [s if isinstance(s, Mapping) else dataclasses.asdict(s) for s in shards]
     known = {s["name"] for s in infos}
     orphan_files = sorted(f for name, files in by_shard.items() if name not in known for f in files)
-    records_scan = pl.scan_parquet(records_path, storage_options=opts)
-    total_rows = int(records_scan.select(pl.len()).collect().item())
-    ranges = [(s["name"], int(s["row_start"]), int(s["row_stop"])) for s in infos] or [("", 0, total_rows)]
-
+    records_scan = pl.scan_parquet(records_path)
+    records_columns = records_scan.collect_schema().names()
+    clash = clashing_columns(records_columns, provider)
+    if clash:
+        raise ValueError(f"{records_path}: input column(s) {', '.join(clash)} have the name of a result column")
+    schema = answer_columns(records_columns, provider, skipped, file_labels)
     counts = dict.fromkeys((STATUS_SUCCEEDED, STATUS_FAILED, STATUS_SKIPPED, STATUS_MISSING), 0)
     tally = {"duplicates": 0, "orphans": 0, "rows": 0}
 
-    def joined_shards(*_: Any) -> Iterator[pl.DataFrame]:
-        for name, start, stop in ranges:
-            table, dups, orph = _join_shard(records_scan, start, stop, by_shard.get(name, []), provider, skipped, opts, file_labels)
+    def parsed(segment: tuple[str, int, int]) -> pl.DataFrame:
+        return collect_outputs(by_shard.get(segment[0], []) if segment[0] else [], provider, storage_options=opts)
+
+    def answered_segments(ranges: list[tuple[str, int, int]]) -> Iterator[pl.DataFrame]:
+        # The next shard's outputs are parsed on a worker thread while this one is joined and
+        # encoded (polars and pyarrow release the GIL).
+        for (name, start, stop), outs in zip(ranges, prefetched(parsed, ranges, depth=1, name="outputs")):
+            table, dups, orph = _answer_segment(records_scan, start, stop, outs, skipped, file_labels)
             tally["duplicates"] += dups
             tally["orphans"] += orph
             tally["rows"] += table.height
@@ -404,19 +510,25 @@ def write_results(
                 counts[status] += n
             yield table
 
-    # polars' parquet sink pulls the next shard while it encodes and compresses this one on all
-    # cores (pyarrow's writer compresses on one thread: 14.4 s vs 12.5 s for the 2.2M-row
-    # benchmark; reading a shard ahead on a thread of our own made no difference and held ~30 MiB
-    # more). Min/max statistics are left out: on columns of long distinct texts they help no
-    # reader and cost ~10 % of the step.
-    schema = join_results(records_scan.head(0), read_outputs([], provider), skipped, file_labels=file_labels).collect_schema()
-    register_io_source(joined_shards, schema=schema).sink_parquet(
-        dest_path,
-        compression="uncompressed" if compression == "none" else compression,  # type: ignore[arg-type]
-        compression_level=1 if compression == "zstd" else None,
-        statistics={"min": False, "max": False, "distinct_count": False, "null_count": True},
-        row_group_size=RESULTS_ROW_GROUP_ROWS,
-    )
+    encode = _encoder(schema, compression)
+    writer = parquet_splice.SplicedParquetWriter(records_path, dest_path)
+    try:
+        row_groups = writer.left_row_counts
+        ranges = segments(infos, sum(row_groups))
+        # pyarrow encodes a row group on one thread with the GIL released: two encoders keep both
+        # cores busy beside polars' parsing; a few row groups in flight bound the memory.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode") as pool:
+            pending: deque[Future[bytes]] = deque()
+            for frame in regroup(answered_segments(ranges), row_groups):
+                pending.append(pool.submit(encode, frame))
+                while len(pending) > 3:
+                    writer.append(pending.popleft().result())
+            while pending:
+                writer.append(pending.popleft().result())
+        writer.close(schema_part=encode(pl.DataFrame(schema=schema)))
+    except BaseException:
+        writer.abort()
+        raise
     duplicates, orphans, rows = tally["duplicates"], tally["orphans"], tally["rows"]
     for f in orphan_files:
         orphans += int(read_outputs([f], provider, storage_options=opts).select(pl.len()).collect().item())

@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 import xxhash
 
+from bedrock_assets import results
 from bedrock_assets.prefetch import prefetched
 from bedrock_assets.providers import Provider, json_object, json_value
 from bedrock_assets.providers.base import BYTES_PER_TOKEN_ESTIMATE
@@ -275,6 +276,14 @@ def check_columns(lf: pl.LazyFrame, spec: Any, provider: Provider, source_label:
         raise InputValidationError(
             f"{source_label}: the {where} {', '.join('{' + c + '}' for c in missing)} but the input has no "
             f"column {', '.join(repr(c) for c in missing)}; columns: {[c for c in columns if c != RECORD_ID]}"
+        )
+    # Checked here, before any job: results.parquet puts the records' columns beside the answer
+    # columns, and a second `status` or `response` would make the file ambiguous.
+    clash = results.clashing_columns(columns, provider)
+    if clash:
+        raise InputValidationError(
+            f"{source_label}: input column(s) {', '.join(repr(c) for c in clash)} have the name of a column "
+            f"joined_results adds; rename them (reserved: {', '.join(results.reserved_columns(provider))})"
         )
     return parts
 

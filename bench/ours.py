@@ -48,7 +48,10 @@ def cmd_pre(args) -> None:
     steps: dict[str, float] = {}
     if args.step in ("all", "raw"):
         # What raw_dataset runs for a parquet input (one file per partition; a glob here).
-        records.write_parquet_records(records.read_input(args.input), records_path, SPEC.id_column, args.input)
+        # zstd-1 as raw_dataset writes it for S3 (records_compression), so joined_results copies
+        # the same encoded columns the asset would.
+        records.write_parquet_records(records.read_input(args.input), records_path, SPEC.id_column, args.input,
+                                      compression=records.records_compression("s3://"))
         steps["raw_dataset"] = time.perf_counter() - t0
         if args.step == "raw":
             rows = pl.scan_parquet(records_path).select(pl.len()).collect().item()
@@ -75,7 +78,8 @@ def cmd_post(args) -> None:
     summary = results.write_results(
         os.path.join(args.work, "records.parquet"), infos, outputs, provider,
         os.path.join(args.work, "results.parquet"),
-        skipped=shards.empty_text(shards.text_parts(SPEC, provider)),
+        # As joined_results passes it: only a skip_empty spec has skipped rows.
+        skipped=shards.empty_text(shards.text_parts(SPEC, provider)) if SPEC.skip_empty else None,
         compression=args.results_compression,
     )
     t1 = time.perf_counter()

@@ -106,25 +106,29 @@ def main() -> None:
             results.read_outputs([f], provider).collect().height for f in files])
         clock("joined_results: collect_outputs (what it runs), one file at a time", lambda: [
             results.collect_outputs([f], provider).height for f in files])
-        recs = pl.scan_parquet(rec)
-        tables = clock("joined_results: slice records + left join", lambda: [
-            results.join_results(recs.slice(i.row_start, i.row_stop - i.row_start), o.lazy(), dedupe=False).collect()
-            for i, o in zip(infos, outs)])
-        import pyarrow.parquet as pq
+        # The answer columns in record order (what _answer_segment hands the encoder), then their
+        # encoding alone and the copy of records.parquet's chunks alone.
+        answers = [o.sort("record_id").drop("record_id", "__file", "__line") for o in outs]
+        del outs
+        schema = answers[0].schema
 
-        def encode(compression: str, level: int | None) -> None:
-            w = None
-            for t in tables:
-                a = t.to_arrow(compat_level=pl.CompatLevel.newest())
-                w = w or pq.ParquetWriter(os.path.join(args.work, "r.parquet"), a.schema, compression=compression,
-                                          compression_level=level, write_statistics=False, store_schema=False)
-                w.write_table(a, row_group_size=a.num_rows)
-            w.close()
-            os.remove(os.path.join(args.work, "r.parquet"))
+        def encode(codec: str) -> None:
+            enc = results._encoder(schema, codec)
+            for a in answers:
+                for start in range(0, a.height, records.RECORDS_ROW_GROUP_ROWS):
+                    enc(a.slice(start, records.RECORDS_ROW_GROUP_ROWS))
 
-        clock("joined_results: to_arrow + parquet (zstd-1)", lambda: encode("zstd", 1))
-        clock("floor: to_arrow + parquet, uncompressed", lambda: encode("none", None))
-        del outs, tables
+        clock("joined_results: encode the answer columns (zstd-1), one thread", lambda: encode("zstd"))
+        clock("floor: encode the answer columns, uncompressed, one thread", lambda: encode("none"))
+        del answers
+
+        def copy_records() -> None:
+            with open(rec, "rb") as src, open(os.path.join(args.work, "copy.bin"), "wb") as dst:
+                while block := src.read(1 << 24):
+                    dst.write(block)
+            os.remove(os.path.join(args.work, "copy.bin"))
+
+        clock("joined_results: copy records.parquet's bytes (read + write)", copy_records)
         clock("joined_results: write_results (all of the above)", lambda: results.write_results(
             rec, infos, files, provider, os.path.join(args.work, "results.parquet")))
     print(json.dumps({"rows": report.rows, "steps": [{"step": n, "wall_s": round(w, 2), "cpu_s": round(c, 2)}

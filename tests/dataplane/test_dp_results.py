@@ -166,8 +166,11 @@ def test_write_results_uses_the_requested_codec_and_keeps_the_rows(tmp_path, cod
     summary = results.write_results(str(tmp_path / "records.parquet"), [shard], [out], _claude(), tmp_path / "r.parquet",
                                     compression=codec)
     meta = pq.ParquetFile(tmp_path / "r.parquet").metadata
-    codecs = {meta.row_group(0).column(i).compression for i in range(meta.num_columns)}
-    assert codecs == {parquet_name}
+    codec_of = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).compression for i in range(meta.num_columns)}
+    # The answer columns get the spec's codec; the records' columns are copied as encoded there
+    # (polars' default, zstd).
+    assert {codec_of[c] for c in codec_of if c not in ("record_id", "q")} == {parquet_name}
+    assert codec_of["record_id"] == codec_of["q"] == pq.ParquetFile(tmp_path / "records.parquet").metadata.row_group(0).column(1).compression
     df = pl.read_parquet(tmp_path / "r.parquet")
     assert summary.succeeded == 300 and df["record_id"].to_list() == ids
     assert df["response"].to_list() == ["answer " + r * 10 for r in ids]
@@ -259,3 +262,39 @@ def test_a_truncated_output_file_names_the_file_and_line_without_quoting_it(tmp_
         results.write_results(str(tmp_path / "records.parquet"), [shard], [str(path)], _claude(), tmp_path / "r.parquet")
     assert str(err.value).startswith(f"{path} line 3: not valid JSON")
     assert "secret" not in str(err.value)
+
+
+@pytest.mark.parametrize("row_group_rows", [70, 200, 1000])
+@pytest.mark.parametrize("id_column", [None, "key"])
+def test_write_results_equals_the_join_of_all_outputs_whatever_the_row_groups(tmp_path, row_group_rows, id_column):
+    """The spliced file (records' chunks copied, answers encoded per records row group) holds
+    exactly what joining every output line onto the records gives, for row groups that do not
+    line up with the shards, non-positional ids (hash join) and shards with errors, missing and
+    duplicate lines, skipped rows and a range no shard covers."""
+    n = 530
+    keys = [f"k{(i * 7919) % 1000:04d}" for i in range(n)]  # unique, not in id order
+    frame = pl.DataFrame({"key": keys, "q": [f"q {i} «{i % 9}»" if i % 40 else " " for i in range(n)], "n": list(range(n))})
+    recs = records.assign_record_ids(frame.lazy(), id_column=id_column).collect()
+    recs.write_parquet(tmp_path / "records.parquet", row_group_size=row_group_rows)
+    ids = recs["record_id"].to_list()
+    ranges = [("shard-00000.jsonl", 0, 200), ("shard-00001.jsonl", 200, 400), ("shard-00002.jsonl", 400, 500)]
+    outs, labels = [], {}
+    for k, (name, a, b) in enumerate(ranges):
+        docs = [_error(r, 429 if i % 2 else 400) if i % 13 == 0 else _claude_ok(r, f"answer {r}\n", tin=i, tout=i % 5)
+                for i, r in zip(range(a, b), ids[a:b]) if i % 40 and i % 31]
+        docs.append(_claude_ok(ids[a + 1], "again"))  # a duplicate answer
+        path = _write_out(tmp_path / "out" / name / "job" / f"{name}.out", docs, seed=k)
+        outs.append(path)
+        labels[path] = (k + 1, "batch")
+    skipped = pl.col("q").str.strip_chars() == ""
+    summary = results.write_results(tmp_path / "records.parquet", [{"name": n_, "row_start": a, "row_stop": b} for n_, a, b in ranges],
+                                    outs, _claude(), tmp_path / "results.parquet", skipped=skipped, file_labels=labels)
+    got = pl.read_parquet(tmp_path / "results.parquet")
+    expected = results.join_results(recs.lazy(), results.read_outputs(outs, _claude()), skipped, file_labels=labels).collect()
+    assert got.columns == expected.columns
+    assert got.equals(expected)
+    assert summary.rows == n and summary.duplicates == 3
+    unanswered = [i for i in range(n) if i >= 500 or not (i % 40 and i % 31)]
+    blank = [i for i in unanswered if i % 40 == 0]
+    assert summary.skipped == got.filter(pl.col("status") == "skipped").height == len(blank) == 14
+    assert summary.missing == got.filter(pl.col("status") == "missing").height == len(unanswered) - len(blank) == 45

@@ -83,6 +83,17 @@ def test_missing_template_column_names_column_and_file():
         _validate(spec, _records(topic=["a"] * 200))
 
 
+@pytest.mark.parametrize("column", ["status", "response", "error_code", "answered_by"])
+def test_input_column_named_like_a_result_column_fails_before_any_shard(tmp_path, column):
+    spec = make_spec(prompt="About {topic}")
+    lf = _records(topic=["a"] * 200, **{column: ["x"] * 200})
+    with pytest.raises(InputValidationError, match=rf"in.csv: input column\(s\) '{column}' have the name of a column joined_results adds"):
+        _validate(spec, lf)
+    with pytest.raises(InputValidationError, match=column):
+        shards.write_shards(lf, spec, providers.for_spec(spec), tmp_path / "shards", "in.csv")
+    assert not list((tmp_path / "shards").glob("*.jsonl")) if (tmp_path / "shards").exists() else True
+
+
 def test_missing_text_column():
     spec = make_spec(model_id=TITAN, prompt=None, text_column="body", params={})
     with pytest.raises(InputValidationError, match=r"text_column is \{body\}.*no column 'body'"):

@@ -29,12 +29,25 @@ def read_results(env, partition: str) -> pl.DataFrame:
     return pl.read_parquet(io.BytesIO(_results_body(env, partition)))
 
 
-def results_codecs(env, partition: str) -> set[str]:
-    """Parquet codecs of the columns of a partition's results.parquet (e.g. {"ZSTD"})."""
+def results_codecs(env, partition: str, answers_only: bool = False) -> set[str]:
+    """Parquet codecs of the columns of a partition's results.parquet (e.g. {"ZSTD"}); with
+    `answers_only`, of the columns joined_results adds (the records' columns are copied encoded,
+    zstd-1 as raw_dataset wrote them)."""
     import pyarrow.parquet as pq
 
-    meta = pq.ParquetFile(io.BytesIO(_results_body(env, partition))).metadata
-    return {meta.row_group(g).column(c).compression for g in range(meta.num_row_groups) for c in range(meta.num_columns)}
+    body = _results_body(env, partition)
+    meta = pq.ParquetFile(io.BytesIO(body)).metadata
+    skip = set(pq.read_schema(io.BytesIO(body)).names[: -len(_ANSWER_NAMES)]) if answers_only else set()
+    return {
+        meta.row_group(g).column(c).compression
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+        if meta.row_group(g).column(c).path_in_schema.split(".")[0] not in skip
+    }
+
+
+# The columns joined_results adds after the records' own, for an embedding partition.
+_ANSWER_NAMES = ("embedding", "input_tokens", "error_code", "error_message", "attempt", "answered_by", "status")
 
 
 def read_json(env, key: str):
