@@ -298,3 +298,45 @@ def test_write_results_equals_the_join_of_all_outputs_whatever_the_row_groups(tm
     blank = [i for i in unanswered if i % 40 == 0]
     assert summary.skipped == got.filter(pl.col("status") == "skipped").height == len(blank) == 14
     assert summary.missing == got.filter(pl.col("status") == "missing").height == len(unanswered) - len(blank) == 45
+
+
+@pytest.mark.parametrize(("sizes", "counts"), [
+    ([50, 50, 30], [40, 40, 40, 10]),
+    ([130], [10] * 13),
+    ([10] * 13, [130]),
+    ([0, 20, 0, 5], [0, 25, 0]),
+    ([], []),
+])
+def test_regroup_cuts_rows_at_the_row_groups_in_order(sizes, counts):
+    frames, start = [], 0
+    for n in sizes:
+        frames.append(pl.DataFrame({"i": list(range(start, start + n))}, schema={"i": pl.Int64}))
+        start += n
+    out = list(results.regroup(frames, counts))
+    assert [f.height for f in out] == counts
+    assert [v for f in out if f.height for v in f["i"].to_list()] == list(range(sum(sizes)))
+
+
+@pytest.mark.parametrize(("sizes", "counts"), [([50], [40]), ([50], [60]), ([10, 10], [5, 5, 5])])
+def test_regroup_refuses_rows_that_do_not_add_up(sizes, counts):
+    frames = [pl.DataFrame({"i": list(range(n))}) for n in sizes]
+    with pytest.raises(ValueError, match=f"answers for {sum(sizes)} rows, records.parquet has {sum(counts)}"):
+        list(results.regroup(frames, counts))
+
+
+@pytest.mark.parametrize(("ranges", "total", "expected"), [
+    ([(0, 10), (10, 25)], 25, [("s0", 0, 10), ("s1", 10, 25)]),
+    ([(10, 25), (0, 10)], 30, [("s1", 0, 10), ("s0", 10, 25), ("", 25, 30)]),
+    ([(5, 10)], 12, [("", 0, 5), ("s0", 5, 10), ("", 10, 12)]),
+    ([], 7, [("", 0, 7)]),
+    ([], 0, []),
+])
+def test_segments_cover_every_row_once(ranges, total, expected):
+    shards_ = [{"name": f"s{k}", "row_start": a, "row_stop": b} for k, (a, b) in enumerate(ranges)]
+    assert results.segments(shards_, total) == expected
+
+
+@pytest.mark.parametrize("ranges", [[(0, 10), (5, 20)], [(0, 30)], [(8, 4)]])
+def test_segments_refuse_overlapping_or_oversized_shards(ranges):
+    with pytest.raises(ValueError, match="overlap another shard or pass"):
+        results.segments([{"name": f"s{k}", "row_start": a, "row_stop": b} for k, (a, b) in enumerate(ranges)], 20)
