@@ -1,8 +1,8 @@
 """Work one step ahead: compute the next items on a worker thread while the caller handles this one.
 
-raw_dataset's input slices and jsonl_shards' rendered pieces: polars prepares the next chunk while
-Python writes the current one; memory stays at `depth` + 1 chunks whatever the input size.
-(joined_results needs no such loop: polars' parquet sink pulls the next shard while it encodes.)
+raw_dataset's input slices, jsonl_shards' rendered pieces and joined_results' parsed shards: polars
+prepares the next chunk while Python writes (or orders and encodes) the current one; memory stays
+at `depth` + 1 chunks whatever the input size.
 """
 
 from __future__ import annotations
