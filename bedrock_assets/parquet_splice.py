@@ -4,8 +4,8 @@ joined_results' table is records.parquet's columns, row for row, plus the answer
 the input columns and encoding (and compressing) them again was most of the step's work (2 GB of
 text for the 2.2M-row benchmark) for bytes that come out the same. Parquet stores each column of
 each row group as an independent chunk, so this module copies records.parquet's chunks as they are
-and writes only the answer columns, with one row group per
-records.parquet row group (same rows), then writes a footer that describes both.
+and writes only the answer columns, with one row group per records.parquet row group (same rows),
+then writes a footer that describes both.
 
 Neither pyarrow nor polars can append an encoded column chunk, so the footer (Thrift compact
 protocol, parquet-format's `FileMetaData`) is read and written here by a small generic codec: it
@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -386,10 +385,3 @@ def _merged_footer(left: list[list[Any]], right: list[list[Any]], groups: list[l
         _set(fmd, FMD_COLUMN_ORDERS, _LIST, (left_orders[0], [*left_orders[1], *right_orders[1]]))
     return fmd
 
-
-def iter_row_group_bounds(counts: list[int]) -> Iterator[tuple[int, int]]:
-    """(start, stop) row positions of each row group, given their row counts."""
-    start = 0
-    for n in counts:
-        yield start, start + n
-        start += n

@@ -31,13 +31,12 @@ def read_results(env, partition: str) -> pl.DataFrame:
 
 def results_codecs(env, partition: str, answers_only: bool = False) -> set[str]:
     """Parquet codecs of the columns of a partition's results.parquet (e.g. {"ZSTD"}); with
-    `answers_only`, of the columns joined_results adds (the records' columns are copied encoded,
-    zstd-1 as raw_dataset wrote them)."""
+    `answers_only`, of the columns joined_results adds, i.e. not in records.parquet (the records'
+    columns are copied encoded, zstd-1 as raw_dataset wrote them)."""
     import pyarrow.parquet as pq
 
-    body = _results_body(env, partition)
-    meta = pq.ParquetFile(io.BytesIO(body)).metadata
-    skip = set(pq.read_schema(io.BytesIO(body)).names[: -len(_ANSWER_NAMES)]) if answers_only else set()
+    meta = pq.ParquetFile(io.BytesIO(_results_body(env, partition))).metadata
+    skip = set(pq.read_schema(io.BytesIO(_records_body(env, partition))).names) if answers_only else set()
     return {
         meta.row_group(g).column(c).compression
         for g in range(meta.num_row_groups)
@@ -46,8 +45,8 @@ def results_codecs(env, partition: str, answers_only: bool = False) -> set[str]:
     }
 
 
-# The columns joined_results adds after the records' own, for an embedding partition.
-_ANSWER_NAMES = ("embedding", "input_tokens", "error_code", "error_message", "attempt", "answered_by", "status")
+def _records_body(env, partition: str) -> bytes:
+    return env.s3.get_object(Bucket=env.bucket, Key=f"records/{partition}/records.parquet")["Body"].read()
 
 
 def read_json(env, key: str):
