@@ -407,6 +407,12 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
         ),
     ]
     context.log.info(f"{partition}: {stats.rows} rows, {stats.succeeded} answered, {stats.failed} errors")
+    if stats.slow_path_files:
+        # Correct but slower: the answer-only cut did not apply (see results.ParseStats).
+        context.log.warning(
+            f"{partition}: {stats.slow_path_lines} output line(s) in {stats.slow_path_files} file(s) took the full "
+            "JSON parse instead of the answer-only cut (slower; see docs/performance.md)"
+        )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": stats.rows,
@@ -414,6 +420,8 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
             "failed": stats.failed,
             "skipped": stats.skipped,
             "missing": stats.missing,
+            "slow_path_files": stats.slow_path_files,
+            "slow_path_lines": stats.slow_path_lines,
             "input_tokens": tokens.input_tokens,
             "output_tokens": tokens.output_tokens,
             **pricing.actual_cost_metadata(spec.model_id, tokens.input_tokens, tokens.output_tokens, int(od[0] or 0), int(od[1] or 0)),

@@ -10,6 +10,7 @@ Output lines come in any order (facts §4) and look like
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -63,6 +64,9 @@ class ResultsSummary:
     missing: int
     duplicates: int  # successful answers beyond the first for a record id (answered twice)
     orphans: int  # output lines whose record id is not among the records of their shard
+    # Output files / lines read with the full parse instead of the answer-only cut (ParseStats).
+    slow_path_files: int = 0
+    slow_path_lines: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -164,6 +168,22 @@ _ERROR_KEY = '"error":'
 _LEADING_ID = r'^\{\s*"recordId"\s*:\s*"([^"\\]*)"'
 
 
+@functools.cache
+def _find_counts_bytes() -> bool:
+    """Whether this polars' `str.find` returns byte offsets (before 2.2, pola-rs/polars#14190)
+    or character offsets (2.2 on). The cut below then slices in the same unit as find counted,
+    so it lands on the key with either behaviour (docs/performance.md, "answer-only decoding")."""
+    return pl.Series(["\u00e9" + _ANSWER_KEY]).str.find(_ANSWER_KEY, literal=True).item() == 2
+
+
+def _cut_at(line: pl.Expr, offset: pl.Expr) -> pl.Expr:
+    """`line` from `offset` on, `offset` counted as `str.find` counts (see _find_counts_bytes)."""
+    if _find_counts_bytes():
+        # The cut is at an ASCII quote, so the bytes from there are valid UTF-8 again.
+        return line.cast(pl.Binary).bin.slice(offset).cast(pl.String)
+    return line.str.slice(offset)
+
+
 def _parse_answers(lines: pl.LazyFrame, provider: Provider) -> pl.LazyFrame:
     """Like _parse_lines, but JSON-decodes only what follows the echoed request (~15 % less CPU
     on the benchmark's outputs, where the answer is a third of each line). A line where that does
@@ -172,9 +192,7 @@ def _parse_answers(lines: pl.LazyFrame, provider: Provider) -> pl.LazyFrame:
     line = pl.col("__json")
     # The first of the two keys, so a line carrying both keeps both.
     cut = pl.min_horizontal(line.str.find(_ANSWER_KEY, literal=True), line.str.find(_ERROR_KEY, literal=True))
-    # find() counts bytes and str.slice characters: cut the bytes, then view them as text again
-    # (the cut is at an ASCII quote, so the rest is valid UTF-8).
-    rest = pl.concat_str(pl.lit("{"), line.cast(pl.Binary).bin.slice(cut).cast(pl.String))
+    rest = pl.concat_str(pl.lit("{"), _cut_at(line, cut))
     return (
         _nonblank(lines)
         .select(
@@ -190,12 +208,32 @@ def _parse_answers(lines: pl.LazyFrame, provider: Provider) -> pl.LazyFrame:
     )
 
 
+@dataclasses.dataclass
+class ParseStats:
+    """What `collect_outputs` did, summed over calls: files and lines read, and those that took
+    the full parse (the slow path). A rising slow-path count means the answer-only cut stopped
+    applying (a changed output format, or a library change like polars 2.2's `str.find`)."""
+
+    files: int = 0
+    lines: int = 0
+    slow_files: list[str] = dataclasses.field(default_factory=list)
+    slow_lines: int = 0
+
+    def add(self, other: "ParseStats") -> None:
+        self.files += other.files
+        self.lines += other.lines
+        self.slow_files += other.slow_files
+        self.slow_lines += other.slow_lines
+
+
 def collect_outputs(
     uris_or_paths: Iterable[str | os.PathLike[str]],
     provider: Provider,
     storage_options: Mapping[str, str] | None = None,
+    stats: ParseStats | None = None,
 ) -> pl.DataFrame:
-    """`read_outputs(...).collect()`, decoding only the answers when every line allows it."""
+    """`read_outputs(...).collect()`, decoding only the answers when every line allows it.
+    `stats`, when given, is told how many files and lines took the full parse."""
     paths = sorted(str(p) for p in uris_or_paths if not is_manifest(str(p)))
     if not paths:
         return read_outputs(paths, provider).collect()
@@ -207,11 +245,20 @@ def collect_outputs(
     except pl.exceptions.ComputeError:  # a cut line that is not JSON: see _parse_answers
         fast = None
     if fast is not None and fast[RECORD_ID].null_count() == 0:
+        if stats is not None:
+            stats.files += len(paths)
+            stats.lines += fast.height
         return fast
     try:
-        return _parse_lines(lines, provider).collect(engine="streaming")
+        full = _parse_lines(lines, provider).collect(engine="streaming")
     except pl.exceptions.ComputeError as exc:
         raise OutputParseError(_first_bad_line(lines) or f"{', '.join(paths)}: {exc}") from exc
+    if stats is not None:
+        stats.files += len(paths)
+        stats.lines += full.height
+        stats.slow_files += paths
+        stats.slow_lines += full.height
+    return full
 
 
 def _first_bad_line(lines: pl.LazyFrame) -> str | None:
@@ -494,14 +541,19 @@ def write_results(
     schema = answer_columns(records_columns, provider, skipped, file_labels)
     counts = dict.fromkeys((STATUS_SUCCEEDED, STATUS_FAILED, STATUS_SKIPPED, STATUS_MISSING), 0)
     tally = {"duplicates": 0, "orphans": 0, "rows": 0}
+    parse_stats = ParseStats()
 
-    def parsed(segment: tuple[str, int, int]) -> pl.DataFrame:
-        return collect_outputs(by_shard.get(segment[0], []) if segment[0] else [], provider, storage_options=opts)
+    def parsed(segment: tuple[str, int, int]) -> tuple[pl.DataFrame, ParseStats]:
+        # One ParseStats per call, merged on the consuming thread (prefetch runs this on a worker).
+        mine = ParseStats()
+        outs = collect_outputs(by_shard.get(segment[0], []) if segment[0] else [], provider, storage_options=opts, stats=mine)
+        return outs, mine
 
     def answered_segments(ranges: list[tuple[str, int, int]]) -> Iterator[pl.DataFrame]:
         # The next shard's outputs are parsed on a worker thread while this one is joined and
         # encoded (polars and pyarrow release the GIL).
-        for (name, start, stop), outs in zip(ranges, prefetched(parsed, ranges, depth=1, name="outputs")):
+        for (name, start, stop), (outs, mine) in zip(ranges, prefetched(parsed, ranges, depth=1, name="outputs")):
+            parse_stats.add(mine)
             table, dups, orph = _answer_segment(records_scan, start, stop, outs, skipped, file_labels)
             tally["duplicates"] += dups
             tally["orphans"] += orph
@@ -540,4 +592,6 @@ def write_results(
         missing=counts[STATUS_MISSING],
         duplicates=duplicates,
         orphans=orphans,
+        slow_path_files=len(parse_stats.slow_files),
+        slow_path_lines=parse_stats.slow_lines,
     )

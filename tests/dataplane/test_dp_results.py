@@ -208,6 +208,35 @@ def test_answer_only_decoding_agrees_with_the_full_parse(tmp_path, order, compac
     assert results.collect_outputs([str(path)], _claude()).equals(full)
     answers_only = results._parse_answers(results._scan_lines([str(path)], None), _claude()).collect()
     assert answers_only.equals(full) is fast
+    stats = results.ParseStats()
+    results.collect_outputs([str(path)], _claude(), stats=stats)
+    assert (stats.files, stats.lines) == (1, 40)
+    assert (stats.slow_files, stats.slow_lines) == (([], 0) if fast else ([str(path)], 40))
+
+
+@pytest.mark.parametrize("first_key", ["modelOutput", "error"])
+@pytest.mark.parametrize("text", ["é", "東京 naïve ü", "😀" * 50, "\u2028 line\u2029sep \x85"])
+def test_multibyte_text_before_the_key_keeps_the_fast_path(tmp_path, first_key, text):
+    """polars 2.2's str.find counts characters, earlier ones bytes: the cut must land on the key
+    either way, so non-ASCII requests keep the answer-only decoding (no slow path)."""
+    answer = {"content": [{"type": "text", "text": "ok " + text}], "stop_reason": "end_turn",
+              "usage": {"input_tokens": 3, "output_tokens": 2}}
+    error = {"errorCode": 500, "errorMessage": "m " + text}
+    lines = []
+    for i in range(10):
+        doc = {"recordId": f"R{i:010d}", "modelInput": {"messages": [{"role": "user", "content": text * (i + 1)}]}}
+        if first_key == "modelOutput" or i % 2:
+            doc["modelOutput"] = answer
+        else:
+            doc["error"] = error
+        lines.append(json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
+    path = tmp_path / "shard.jsonl.out"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    stats = results.ParseStats()
+    fast = results.collect_outputs([str(path)], _claude(), stats=stats)
+    assert stats.slow_lines == 0 and stats.lines == 10
+    assert fast.equals(results.read_outputs([str(path)], _claude()).collect())
+    assert fast.filter(pl.col("error_code").is_null())["response"].unique().to_list() == ["ok " + text]
 
 
 @pytest.mark.parametrize(
