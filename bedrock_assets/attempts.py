@@ -4,6 +4,8 @@ Every decision here is derived from Bedrock's state and the job outputs already 
 from local memory, so a step killed at any line and run again replays the same decisions and
 re-attaches to the same jobs (never pay twice):
 
+0. a shard with fewer records than `spec.on_demand_below` (default: Bedrock's minimum job size)
+   is answered on-demand from the start, without a job;
 1. attempt k's job is looked up by its exact name (`...-a<k>`) and created only if absent;
 2. a job that ended Failed in an *earlier* run, or Expired (never started), is retried as
    attempt k+1 with the same records; one that Failed in this run fails the step with its message;
@@ -11,13 +13,17 @@ re-attaches to the same jobs (never pay twice):
    transient error (throttling, 5xx, timeouts) go into attempt k+1 — a follow-up job holding just
    those records, or, when they are fewer than Bedrock's minimum records per job, on-demand
    InvokeModel/Converse calls; permanent errors (a 400: the body is wrong) are not retried;
-4. at most `spec.max_record_attempts` attempts per record.
+4. at most `spec.max_record_attempts` attempts per record;
+5. every finished attempt's answers (job outputs, or on-demand answers) go into the answer ledger
+   under their request digests (ledger.py), one immutable file per attempt: that is where
+   joined_results and later runs' cache read them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 import json
 import signal
 import tempfile
@@ -26,17 +32,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import botocore.exceptions
 import polars as pl
 
-from bedrock_assets import jobs, results, shards
+from bedrock_assets import jobs, ledger, results, shards
+from bedrock_assets.ledger import TRANSIENT_CODES
 from bedrock_assets.storage import PartitionLayout, list_keys, put_json
-
-# Per-record error codes worth another try. Bedrock writes numbers (AWS example: 400) but other
-# producers write strings, so both spellings count (facts §4).
-TRANSIENT_CODES = frozenset(
-    {"408", "424", "429", "500", "502", "503", "504", "ThrottlingException", "ServiceUnavailableException",
-     "InternalServerException", "ModelTimeoutException", "ModelNotReadyException"}
-)
 
 Log = Callable[[str], None]
 
@@ -59,6 +60,16 @@ class ShardRun:
     timeout_hours: int = 24
     log: Log = print
     warn: Log = print
+    # record_id, request_digest of this shard's records (requests.parquet, jsonl_shards)
+    requests: pl.DataFrame | None = None
+
+    @property
+    def on_demand_below(self) -> int:
+        return max(self.spec.on_demand_below or 0, self.spec.min_records_per_job)
+
+    @property
+    def model_key(self) -> str:
+        return ledger.model_key(self.spec.model_id, self.spec.invocation_type)
 
     @property
     def name(self) -> str:
@@ -92,15 +103,13 @@ def _record_ids_of_lines(path: str | Path) -> pl.LazyFrame:
     return lines.with_columns(pl.col("line").str.extract(r'^\{"recordId":"([^"]*)"', 1).alias("record_id"))
 
 
-def outstanding(input_file: str, output_uris: list[str], provider: Any, storage_options: dict) -> tuple[list[str], int]:
+def outstanding(input_file: str, outputs: pl.DataFrame) -> tuple[list[str], int]:
     """Record ids of `input_file` still owed an answer (no line, or a transient error) and the
-    number of permanent errors."""
+    number of permanent errors, given the attempt's parsed output lines (results.collect_outputs:
+    answers-only decoding, and a line that is not JSON raises OutputParseError naming its file
+    and line)."""
     asked = _record_ids_of_lines(input_file).select("record_id")
-    # The same reader as joined_results: answers-only decoding, and a line that is not JSON
-    # raises OutputParseError naming its file and line.
-    outs = results.collect_outputs(output_uris, provider, storage_options=storage_options).lazy().select(
-        "record_id", "error_code"
-    )
+    outs = outputs.lazy().select("record_id", "error_code")
     # A record answered in any line is done; else its best line decides (transient vs permanent).
     per_record = outs.group_by("record_id").agg(
         pl.col("error_code").is_null().any().alias("ok"),
@@ -127,57 +136,117 @@ def _output_uris(s3: Any, layout: PartitionLayout, prefix: str) -> list[str]:
     return [layout.uri(o["Key"]) for o in list_keys(s3, layout.bucket, prefix) if o["Key"].endswith(".out")]
 
 
-def _invoke_on_demand(runtime: Any, run: ShardRun, line: dict, sleep: Callable[[float], None]) -> dict:
-    """One record through bedrock-runtime, answered in the batch output line format."""
+# On-demand calls in flight at once per shard step: enough to finish a sub-minimum remainder in
+# seconds, few enough to stay well under the runtime's per-model request quota.
+ON_DEMAND_CONCURRENCY = 4
+_MODEL_INPUT_KEY = ',"modelInput":'
+
+
+def _split_line(text: str) -> tuple[str, str]:
+    """(record id, the modelInput's JSON text exactly as in the shard) of a line we wrote:
+    `{"recordId":<string>,"modelInput":<body>}`. Inside the id string every quote is escaped,
+    so the first `,"modelInput":` is the key."""
+    cut = text.index(_MODEL_INPUT_KEY)
+    return json.loads(text[:cut] + "}")["recordId"], text[cut + len(_MODEL_INPUT_KEY) : text.rindex("}")]
+
+
+def _invoke_on_demand(runtime: Any, run: ShardRun, record_id: str, body: str, sleep: Callable[[float], None]) -> dict:
+    """One record through bedrock-runtime (InvokeModel gets the shard's body bytes unchanged, so
+    the answer is to exactly the request its digest names), answered in the batch output line
+    format. Throttling is retried with jittered backoff; any other error becomes the record's
+    error line (transient codes are asked again by a later attempt or run, never cached)."""
     backoff = jobs.Backoff(cap=run.backoff_cap)
-    model_input = line["modelInput"]
     while True:
         try:
             if run.spec.invocation_type == "Converse":
-                out = runtime.converse(modelId=run.spec.model_id, **model_input)
+                out = runtime.converse(modelId=run.spec.model_id, **json.loads(body))
                 out.pop("ResponseMetadata", None)
             else:
                 response = runtime.invoke_model(
-                    modelId=run.spec.model_id, body=json.dumps(model_input), contentType="application/json",
+                    modelId=run.spec.model_id, body=body.encode("utf-8"), contentType="application/json",
                     accept="application/json",
                 )
                 out = json.loads(response["body"].read())
-            return {"recordId": line["recordId"], "modelInput": model_input, "modelOutput": out}
+            return {"recordId": record_id, "modelOutput": out}
         except runtime.exceptions.ThrottlingException:
             sleep(backoff.next_delay())
         except runtime.exceptions.ValidationException as exc:
             msg = exc.response.get("Error", {}).get("Message", str(exc))
-            return {"recordId": line["recordId"], "modelInput": model_input, "error": {"errorCode": 400, "errorMessage": msg}}
+            return {"recordId": record_id, "error": {"errorCode": 400, "errorMessage": msg}}
+        except botocore.exceptions.ClientError as exc:
+            err = exc.response.get("Error", {})
+            return {"recordId": record_id, "error": {"errorCode": err.get("Code", "ClientError"), "errorMessage": err.get("Message", str(exc))}}
 
 
-def answer_on_demand(runtime: Any, s3: Any, run: ShardRun, input_file: Path, key: str, sleep=time.sleep) -> str:
-    """Answer a small remainder with InvokeModel/Converse and store it like a job's `.out` file.
+def _write_ledger(s3: Any, run: ShardRun, file: ledger.LedgerFile, outputs: pl.DataFrame, *, answered_by: ledger.AnsweredBy,
+                  job_arn: str | None) -> tuple[int, int]:
+    """Store one attempt's parsed answers in the ledger under their request digests, once: a
+    re-run finds the file and leaves it. Returns (rows stored, orphan lines)."""
+    if list(list_keys(s3, run.layout.bucket, file.key)):
+        return 0, 0
+    requests = run.requests if run.requests is not None else pl.DataFrame(schema={"record_id": pl.String, ledger.DIGEST: pl.String})
+    rows, orphans = ledger.ledger_rows(outputs, requests, run.provider, answered_by=answered_by, job_arn=job_arn,
+                                       attempt=file.attempt, partition=run.partition)
+    with tempfile.TemporaryDirectory(prefix="bedrock-ledger-") as tmp:
+        local = Path(tmp) / "answers.parquet"
+        rows.write_parquet(local, compression="zstd", compression_level=1)
+        s3.upload_file(str(local), run.layout.bucket, file.key)
+    run.log(f"{run.name}: {rows.height} answer(s) of attempt {file.attempt} stored in the ledger -> {run.layout.uri(file.key)}")
+    return rows.height, orphans
 
-    Written once, at the end: a re-run finds the file and pays nothing again; a crash mid-way
-    repeats at most these (fewer than min-records) calls."""
-    lines = [json.loads(text) for text in input_file.read_text().splitlines() if text]
-    answered = [_invoke_on_demand(runtime, run, line, sleep) for line in lines]
-    body = "".join(json.dumps(a, ensure_ascii=False, separators=(",", ":")) + "\n" for a in answered)
-    s3.put_object(Bucket=run.layout.bucket, Key=key, Body=body.encode())
-    run.log(f"{run.name}: {len(lines)} record(s) answered on demand -> {run.layout.uri(key)}")
-    return key
+
+def answer_on_demand(runtime: Any, s3: Any, run: ShardRun, input_file: Path, attempt: int, sleep=time.sleep) -> dict:
+    """Answer a small set of records with InvokeModel/Converse and store the answers in the
+    ledger, under the digests of exactly these requests: a re-run finds the file and pays
+    nothing again, a changed request gets a new file; a crash mid-way repeats at most these
+    (fewer than on_demand_below) calls. Returns the attempt's entry for the job record."""
+    raw = input_file.read_bytes()
+    # JSONL splits on \n only: a body may hold U+2028 and other Unicode line breaks unescaped.
+    lines = [_split_line(t) for t in raw.decode("utf-8").split("\n") if t]
+    ids = {record_id for record_id, _ in lines}
+    asked = run.requests.filter(pl.col("record_id").is_in(list(ids))) if run.requests is not None else None
+    digests = sorted(asked[ledger.DIGEST].to_list()) if asked is not None else []
+    source = "on-demand-" + shards.digest_bytes(("\n".join(digests) or raw.decode("utf-8")).encode())[:16]
+    file = ledger.LedgerFile(model_key=run.model_key, partition=run.partition, shard=run.name, attempt=attempt, source=source)
+    entry = {"attempt": attempt, "route": "on-demand", "records": len(lines), "status": "Completed", "ledger_key": file.key}
+    if list(list_keys(s3, run.layout.bucket, file.key)):
+        run.log(f"{run.name}: on-demand answers for attempt {attempt} already in the ledger; not calling again")
+        return entry
+    with ThreadPoolExecutor(max_workers=ON_DEMAND_CONCURRENCY, thread_name_prefix="on-demand") as pool:
+        answered = list(pool.map(lambda line: _invoke_on_demand(runtime, run, line[0], line[1], sleep), lines))
+    with tempfile.TemporaryDirectory(prefix="bedrock-on-demand-") as tmp:
+        out = Path(tmp) / f"{run.name}.out"
+        out.write_text("".join(json.dumps(a, ensure_ascii=False, separators=(",", ":")) + "\n" for a in answered), encoding="utf-8")
+        outputs = results.collect_outputs([str(out)], run.provider)
+    stored, orphans = _write_ledger(s3, run, file, outputs, answered_by=ledger.AnsweredBy.ON_DEMAND, job_arn=None)
+    run.log(f"{run.name}: {len(lines)} record(s) answered on demand (attempt {attempt})")
+    entry.update(stored=stored, orphans=orphans,
+                 input_tokens=int(outputs["input_tokens"].fill_null(0).sum()) if "input_tokens" in outputs.columns else 0,
+                 output_tokens=int(outputs["output_tokens"].fill_null(0).sum()) if "output_tokens" in outputs.columns else 0)
+    return entry
 
 
 def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
     """Run the shard to completion (see module doc) and return its job record (also in S3)."""
     layout = run.layout
-    # Manifests written before 0.2 carry a sha256 instead: keeping it keeps their job names, so
-    # jobs submitted before an upgrade are re-attached, not paid for again.
-    shard_digest = run.shard.get("digest") or run.shard["sha256"]
-    base = jobs.JobIdentity(run.partition, run.name, shard_digest, scope=layout.bucket)
+    base = jobs.JobIdentity(
+        run.partition, run.name, run.shard["digest"] + run.shard.get("nonce", ""), model_id=run.spec.model_id,
+        invocation_type=run.spec.invocation_type, scope=layout.bucket,
+    )
     record: dict[str, Any] = {"shard": run.name, "records": run.shard["records"], "attempts": []}
     work = Path(tempfile.mkdtemp(prefix="bedrock-attempts-"))
     input_uri, input_key = run.shard["uri"], run.shard["key"]
     input_file = work / "a1.jsonl"
     s3.download_file(layout.bucket, input_key, str(input_file))
-    input_digest = shard_digest
+    input_digest = base.shard_digest
     attempt, failed_retries = 1, 0
+    n = run.shard["records"]
     while True:
+        if n < run.on_demand_below:
+            # Under the minimum job size (a small input, or the remainder of a shard): on-demand.
+            record["attempts"].append(answer_on_demand(runtime, s3, run, input_file, attempt))
+            put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
+            break
         identity = dataclasses.replace(base, attempt=attempt)
         existing = [j for j in jobs.list_jobs_named(client, identity.job_name) if j["jobName"] == identity.job_name]
         if existing:
@@ -198,7 +267,7 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
             created = True
             run.log(f"{run.name}: created job {identity.job_name} (attempt {attempt}) -> {arn}")
         entry = {
-            "attempt": attempt, "path": "batch", "job_name": identity.job_name, "job_arn": arn,
+            "attempt": attempt, "route": "batch", "job_name": identity.job_name, "job_arn": arn,
             "created_by_this_step": created, "input_uri": input_uri, "status": "Submitted",
             "output_prefix": layout.outputs_prefix(run.name) + jobs.job_id_from_arn(arn) + "/",
         }
@@ -234,8 +303,13 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
             run.warn(f"{run.name}: job {identity.job_name} expired before it started; retrying as attempt {attempt + 1}")
             attempt += 1
             continue
-        todo, permanent = outstanding(str(input_file), _output_uris(s3, layout, entry["output_prefix"]), run.provider, run.storage_options)
-        entry.update(outstanding_records=len(todo), permanent_errors=permanent)
+        outputs = results.collect_outputs(_output_uris(s3, layout, entry["output_prefix"]), run.provider,
+                                          storage_options=run.storage_options)
+        file = ledger.LedgerFile(model_key=run.model_key, partition=run.partition, shard=run.name, attempt=attempt,
+                                 source=jobs.job_id_from_arn(arn))
+        stored, orphans = _write_ledger(s3, run, file, outputs, answered_by=ledger.AnsweredBy.BATCH, job_arn=arn)
+        todo, permanent = outstanding(str(input_file), outputs)
+        entry.update(outstanding_records=len(todo), permanent_errors=permanent, ledger_key=file.key, orphans=orphans)
         put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
         if not todo:
             break
@@ -246,18 +320,8 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
         next_file = work / f"a{attempt}.jsonl"
         n, _, digest = write_subset(str(input_file), todo, next_file)
         input_file, input_digest = next_file, digest
-        if n < run.spec.min_records_per_job:
-            key = f"{layout.outputs_prefix(run.name)}on-demand-a{attempt}/{run.name}.out"
-            if not list(list_keys(s3, layout.bucket, key)):
-                answer_on_demand(runtime, s3, run, next_file, key)
-            else:
-                run.log(f"{run.name}: on-demand answers for attempt {attempt} already stored; not calling again")
-            record["attempts"].append({
-                "attempt": attempt, "path": "on-demand", "records": n, "status": "Completed",
-                "output_prefix": key.rsplit("/", 1)[0] + "/",
-            })
-            put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
-            break
+        if n < run.on_demand_below:
+            continue  # answered on-demand at the top of the loop
         input_key = f"{layout.shards_prefix}retries/{run.name.removesuffix('.jsonl')}/a{attempt}/{run.name}"
         s3.upload_file(str(next_file), layout.bucket, input_key)
         input_uri = layout.uri(input_key)

@@ -20,11 +20,11 @@ def audit_shard_jobs(summary: dict, listed: dict[str, list[dict]]) -> dict:
     for shard in summary["shards"]:
         names = collections.Counter(j["jobName"] for j in listed.get(shard["shard"], []))
         duplicated += [name for name, count in names.items() if count > 1]
-        batch_names = {a["job_name"] for a in shard["attempts"] if a["path"] == "batch"}
+        batch_names = {a["job_name"] for a in shard["attempts"] if a["route"] == "batch"}
         unknown = set(names) - batch_names
         duplicated += sorted(unknown)  # a job for this shard that no attempt accounts for
         last = shard["attempts"][-1]
-        if last["path"] == "batch" and last.get("status") != "Completed":
+        if last["route"] == "batch" and last.get("status") != "Completed":
             unfinished.append(f"{shard['shard']}: {last.get('status')}")
     return {"duplicated_or_unaccounted_jobs": sorted(set(duplicated)), "unfinished_shards": unfinished}
 
@@ -38,7 +38,7 @@ def one_job_per_shard_attempt(context: dg.AssetCheckExecutionContext, bedrock: B
     client = bedrock.client()
     listed = {}
     for shard in summary["shards"]:
-        batch = [a for a in shard["attempts"] if a["path"] == "batch"]
+        batch = [a for a in shard["attempts"] if a["route"] == "batch"]
         if batch:
             prefix = batch[0]["job_name"].rsplit("-a", 1)[0] + "-a"
             listed[shard["shard"]] = jobs.list_jobs_named(client, prefix)

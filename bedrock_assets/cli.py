@@ -1,4 +1,4 @@
-"""`bedrock-assets` console command: emulator | add | demo."""
+"""`bedrock-assets` console command: emulator | add | demo | ledger."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: bedrock-assets {emulator,add,demo} ...  (bedrock-assets <command> --help)"
+    usage = "usage: bedrock-assets {emulator,add,demo,ledger} ...  (bedrock-assets <command> --help)"
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
         return 0
@@ -24,6 +24,10 @@ def main(argv: list[str] | None = None) -> int:
         from bedrock_assets.demo import main as demo_main
 
         return demo_main(rest) or 0
+    if command == "ledger":
+        from bedrock_assets.ledger_cli import main as ledger_main
+
+        return ledger_main(rest) or 0
     print(f"unknown command {command!r}\n{usage}", file=sys.stderr)
     return 2
 

@@ -1,7 +1,8 @@
 """Bedrock batch jobs for shards: deterministic identities, exactly-once submission, waiting.
 
-Never pay twice: a job's name and clientRequestToken derive from (partition, shard content hash,
-attempt), and before creating we look the job up by name. A step that crashed at any line —
+Never pay twice: a job's name and clientRequestToken derive from (bucket, partition, model id,
+invocation type, shard content hash, attempt) — the shard's bytes are its requests, so a new
+model or a new body means a new job and a retry of the same work the same job — and before creating we look the job up by name. A step that crashed at any line —
 before the create call, during it, after Bedrock accepted it — finds the job on its next try and
 re-attaches instead of creating a second one. If the lookup misses a job that was just created
 (listing can lag), the create call replays the same clientRequestToken, which Bedrock treats as
@@ -39,20 +40,26 @@ class JobIdentity:
 
     partition: str
     shard_name: str
-    shard_digest: str  # ShardInfo.digest (or the sha256 of manifests written before 0.2)
+    shard_digest: str  # ShardInfo.digest: XXH3-128 of the shard file's bytes (its requests)
+    model_id: str  # as submitted in CreateModelInvocationJob
+    invocation_type: str = "InvokeModel"
     attempt: int = 1
     # Where the data lives (the bucket): the same partition and content in another deployment
     # is another job, not a replay of this one.
     scope: str = ""
 
     @property
+    def _what(self) -> str:
+        return f"{self.scope}\n{self.partition}\n{self.model_id}\n{self.invocation_type}\n{self.shard_digest}"
+
+    @property
     def _key_hash(self) -> str:
-        return hashlib.sha256(f"{self.scope}\n{self.partition}\n{self.shard_digest}".encode()).hexdigest()
+        return hashlib.sha256(self._what.encode()).hexdigest()
 
     @property
     def name_prefix(self) -> str:
-        # `ba-<partition slug>-<shard no>-<hash of scope+partition+content>-a`: the attempt number
-        # follows. A changed input gets new jobs; an unchanged one re-attaches to its old ones.
+        # `ba-<partition slug>-<shard no>-<hash of scope+partition+model+content>-a`: the attempt
+        # number follows. A changed input or model gets new jobs; an unchanged one re-attaches.
         shard_no = re.sub(r"\D", "", self.shard_name)[-5:] or "0"
         return f"ba-{_slug(self.partition, 28)}-s{shard_no}-{self._key_hash[:12]}-a"
 
@@ -65,7 +72,7 @@ class JobIdentity:
     @property
     def client_request_token(self) -> str:
         # Alphanumeric only (facts §1.1 token regex); 64 hex chars fit the 256 limit.
-        raw = f"{self.scope}\n{self.partition}\n{self.shard_name}\n{self.shard_digest}\n{self.attempt}"
+        raw = f"{self._what}\n{self.shard_name}\n{self.attempt}"
         return hashlib.sha256(raw.encode()).hexdigest()
 
     def token_for_input(self, input_digest: str) -> str:

@@ -419,7 +419,8 @@ def answer_columns(records_columns: Sequence[str], provider: Provider, skipped: 
 
 def reserved_columns(provider: Provider) -> list[str]:
     """Every column name joined_results adds for this provider, whatever the spec."""
-    return list(answer_columns([RECORD_ID], provider, skipped=pl.lit(False), file_labels={}))
+    old = answer_columns([RECORD_ID], provider, skipped=pl.lit(False), file_labels={})
+    return list(dict.fromkeys([*old, *ledger_answer_columns(provider)]))
 
 
 def clashing_columns(records_columns: Sequence[str], provider: Provider) -> list[str]:
@@ -594,4 +595,91 @@ def write_results(
         orphans=orphans,
         slow_path_files=len(parse_stats.slow_files),
         slow_path_lines=parse_stats.slow_lines,
+    )
+
+
+# --- joined_results from the ledger ----------------------------------------------------------
+# Columns results.parquet adds after the records' own: the answer (provider columns, errors),
+# where it came from, and the request it answers.
+_LEDGER_LABELS = {"attempt": pl.Int32(), "answered_by": pl.String(), "request_digest": pl.String(), "status": pl.String()}
+
+
+def ledger_answer_columns(provider: Provider) -> pl.Schema:
+    """Names and types of the columns write_answers adds after the records' own columns."""
+    return pl.Schema(_empty_output_schema(provider) | _LEDGER_LABELS)
+
+
+def _ledger_segment(
+    ids: pl.DataFrame, requests: pl.DataFrame, answers: pl.DataFrame, provider: Provider, skip_empty: bool
+) -> pl.DataFrame:
+    """The answer columns for the record ids `ids` (in their order): each record's request
+    (requests.parquet) and that request's best ledger answer. A record with no request was
+    skipped (skip_empty); one whose request has no answer is missing."""
+    cols = list(_empty_output_schema(provider))
+    joined = (
+        ids.lazy()
+        .join(requests.lazy().select(RECORD_ID, "request_digest", "cached"), on=RECORD_ID, how="left", maintain_order="left")
+        .join(answers.lazy().select("request_digest", *cols, "attempt", "answered_by").with_columns(pl.lit(True).alias(_MATCHED)),
+              on="request_digest", how="left", maintain_order="left")
+    )
+    status = (
+        pl.when(pl.col("request_digest").is_null()).then(pl.lit(STATUS_SKIPPED if skip_empty else STATUS_MISSING))
+        .when(pl.col(_MATCHED).is_null()).then(pl.lit(STATUS_MISSING))
+        .when(pl.col("error_code").is_not_null() | pl.col("error_message").is_not_null()).then(pl.lit(STATUS_FAILED))
+        .otherwise(pl.lit(STATUS_SUCCEEDED))
+    )
+    answered_by = pl.when(pl.col("cached").fill_null(False) & pl.col(_MATCHED).is_not_null()).then(pl.lit("cache")).otherwise(pl.col("answered_by"))
+    return joined.select(
+        *cols, pl.col("attempt").cast(pl.Int32), answered_by.alias("answered_by"),
+        pl.when(pl.col(_MATCHED).is_not_null()).then(pl.col("request_digest")).alias("request_digest"), status.alias("status"),
+    ).collect()
+
+
+def write_answers(
+    records_path: str | os.PathLike[str],
+    requests: pl.DataFrame,
+    answers: pl.DataFrame,
+    provider: Provider,
+    dest_path: str | os.PathLike[str],
+    skip_empty: bool = False,
+    compression: str = "zstd",
+) -> ResultsSummary:
+    """results.parquet from the ledger: every records.parquet row (copied encoded, see
+    parquet_splice) with its request's answer. `requests` is jsonl_shards' requests.parquet
+    (record_id, request_digest, cached); `answers` holds one ledger row per request digest
+    (ledger.best_answers). One records.parquet row group at a time, encoded on two threads."""
+    records_scan = pl.scan_parquet(records_path)
+    records_columns = records_scan.collect_schema().names()
+    clash = clashing_columns(records_columns, provider)
+    if clash:
+        raise ValueError(f"{records_path}: input column(s) {', '.join(clash)} have the name of a result column")
+    schema = ledger_answer_columns(provider)
+    counts = dict.fromkeys((STATUS_SUCCEEDED, STATUS_FAILED, STATUS_SKIPPED, STATUS_MISSING), 0)
+    encode = _encoder(schema, compression)
+    writer = parquet_splice.SplicedParquetWriter(records_path, dest_path)
+    rows = 0
+    try:
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode") as pool:
+            pending: deque[Future[bytes]] = deque()
+            start = 0
+            for n in writer.left_row_counts:
+                ids = records_scan.select(RECORD_ID).slice(start, n).collect()
+                frame = _ledger_segment(ids, requests, answers, provider, skip_empty) if n else pl.DataFrame()
+                start += n
+                rows += frame.height
+                if frame.height:
+                    for status, k in frame["status"].value_counts().iter_rows():
+                        counts[status] += k
+                pending.append(pool.submit(encode, frame))
+                while len(pending) > 3:
+                    writer.append(pending.popleft().result())
+            while pending:
+                writer.append(pending.popleft().result())
+        writer.close(schema_part=encode(pl.DataFrame(schema=schema)))
+    except BaseException:
+        writer.abort()
+        raise
+    return ResultsSummary(
+        rows=rows, succeeded=counts[STATUS_SUCCEEDED], failed=counts[STATUS_FAILED],
+        skipped=counts[STATUS_SKIPPED], missing=counts[STATUS_MISSING], duplicates=0, orphans=0,
     )

@@ -30,16 +30,20 @@ def materialize_partition(
     tags: dict[str, str] | None = None,
     in_process: bool = False,
     console_log_level: str | None = None,
+    fresh_answers: bool = False,
 ) -> dg.DagsterRun:
     """Materialize all four assets (and their checks) for one partition; returns the finished run.
 
     `in_process=True` runs every step in this process (faster to start, but steps run one at a
     time and pools are not enforced); the default multiprocess executor is what `dagster dev` uses.
+    `fresh_answers=True` asks every request again, ignoring the answer ledger (jsonl_shards' config).
     """
     register_partitions(instance, [partition_key])
     run_config: dict = {}
     if console_log_level:
         run_config["loggers"] = {"console": {"config": {"log_level": console_log_level}}}
+    if fresh_answers:
+        run_config["ops"] = {"jsonl_shards": {"config": {"fresh_answers": True}}}
     run_tags = {"dagster/partition": partition_key, **(tags or {})}
     if in_process:
         result = bedrock_batch_job().execute_in_process(

@@ -6,7 +6,8 @@ polars' JSON serializer does the escaping (exactly what `json.loads` reads back)
 through the engine in batches; no Python code runs per row.
 
 Shards obey Bedrock's quotas (facts §3): at most `max_records_per_job` records and
-`max_bytes_per_file` bytes per file, and at least `min_records_per_job` records per job. Sizes are
+`max_bytes_per_file` bytes per file, and at least `min_records_per_job` records per job where the
+records allow it (fewer make one shard, which the shard step answers on-demand). Sizes are
 balanced (9,000 records over 50,000-record shards = 1 shard; 100,001 = 3 shards of ~33,334, not
 50,000 + 50,000 + 1), so a tail shard is never below the minimum when that can be avoided.
 """
@@ -25,9 +26,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import xxhash
 
-from bedrock_assets import results
+
+from bedrock_assets import ledger, results
 from bedrock_assets.prefetch import prefetched
 from bedrock_assets.providers import Provider, json_object, json_value
 from bedrock_assets.providers.base import BYTES_PER_TOKEN_ESTIMATE
@@ -192,6 +195,9 @@ def text_chars_expr(parts: Sequence[TemplatePart]) -> pl.Expr:
     return pl.sum_horizontal([pl.lit(lit_chars, pl.Int64)] + [_as_text(c).str.len_chars().cast(pl.Int64) for c in cols])
 
 
+_MODEL_INPUT_KEY = ',"modelInput":'
+
+
 def record_id_json() -> pl.Expr:
     """`{"recordId":"<escaped id>"` (the line's opening, without the closing brace)."""
     return json_object({"recordId": pl.col(RECORD_ID)}).str.strip_suffix("}")
@@ -241,10 +247,10 @@ def line_expr(spec: Any, provider: Provider, newline: bool = False) -> pl.Expr:
     tail = "}\n" if newline else "}"
     slot = _text_slot_parts(spec, provider)
     if slot is None:
-        pieces = [pl.lit(',"modelInput":'), model_input_expr(spec, provider), pl.lit(tail)]
+        pieces = [pl.lit(_MODEL_INPUT_KEY), model_input_expr(spec, provider), pl.lit(tail)]
     else:
         lead, escaped, trail = slot
-        pieces = [pl.lit(',"modelInput":' + lead), escaped, pl.lit(trail + tail)]
+        pieces = [pl.lit(_MODEL_INPUT_KEY + lead), escaped, pl.lit(trail + tail)]
     return pl.concat_str([record_id_json(), *pieces]).alias("line")
 
 
@@ -389,12 +395,9 @@ def validate(lf: pl.LazyFrame, spec: Any, provider: Provider, source_label: str)
         skipped_rows=empty["__row"].cast(pl.Int64).sort().to_numpy(),
         text_bytes=int(total_df["__text_bytes"][0] or 0),
     )
-    if report.records < spec.min_records_per_job:
-        raise InputValidationError(
-            f"{source_label}: {report.records} record(s) to send"
-            + (f" ({report.skipped} skipped as empty)" if report.skipped else "")
-            + f", fewer than min_records_per_job={spec.min_records_per_job} (Bedrock rejects smaller jobs)"
-        )
+    if report.rows == 0:
+        # Fewer records than the minimum job size are fine (answered on-demand); none at all is not.
+        raise InputValidationError(f"{source_label}: the input has no rows; nothing to send")
     return report
 
 
@@ -525,9 +528,12 @@ def _render_piece(
     if spec.skip_empty:
         piece = piece.filter(~empty_text(text_parts(spec, provider)))
     line = line_expr(spec, provider, newline=True)
+    # Where each line's modelInput starts (after `{"recordId":"…"` and `,"modelInput":`): the
+    # request digest covers exactly those bytes (ledger.py).
+    head = (record_id_json().str.len_bytes() + len(_MODEL_INPUT_KEY)).cast(pl.Int64).alias("__head")
     if not check:
-        return piece.select(pl.col(RECORD_ID), line).collect()
-    df = piece.select(pl.col(RECORD_ID), line, row_problem(spec, provider).alias("__bad")).collect()
+        return piece.select(pl.col(RECORD_ID), line, head).collect()
+    df = piece.select(pl.col(RECORD_ID), line, head, row_problem(spec, provider).alias("__bad")).collect()
     if df["__bad"].any() or (df["line"].str.len_bytes() > spec.max_bytes_per_file).any():
         raise _RowRejected
     return df.drop("__bad")
@@ -585,6 +591,23 @@ def _hash_buffers(hasher: Any, buffers: list[memoryview]) -> None:
         hasher.update(buf)
 
 
+def _request_digests(df: pl.DataFrame, seed: int) -> tuple[bytes, np.ndarray]:
+    """16-byte request digests of a rendered piece's lines (their modelInput bytes; see
+    ledger.request_seed) and each line's byte length."""
+    arr = df["line"].to_arrow()
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    starts = offsets[:-1] + df["__head"].to_numpy()
+    stops = offsets[1:] - 2  # the line's closing `}` and newline
+    return ledger.digests_of(arr.buffers()[2], starts.tolist(), stops.tolist(), seed), np.diff(offsets)
+
+
+def _hash_piece(hasher: Any, buffers: list[memoryview], df: pl.DataFrame, seed: int) -> tuple[bytes, np.ndarray]:
+    _hash_buffers(hasher, buffers)
+    return _request_digests(df, seed)
+
+
 def _write_all(
     lf: pl.LazyFrame,
     spec: Any,
@@ -593,13 +616,17 @@ def _write_all(
     report: ValidationReport,
     bounds: np.ndarray,
     check: bool = False,
+    requests: list | None = None,
 ) -> list[ShardInfo] | None:
     """Write every shard; None (and no ShardInfo) if a shard would exceed max_bytes_per_file.
 
     Four things run at once: the polars engine renders the next pieces, this thread writes the
-    current one, a second thread hashes it (`content_digest`) and a third releases the previous
-    shard file (`_release`). `check`: see `_render_piece`.
+    current one, a second thread hashes it (`content_digest`, and each line's request digest)
+    and a third releases the previous shard file (`_release`). `check`: see `_render_piece`.
+    `requests` receives (record ids, digests, line lengths, shard index) per piece.
     """
+    seed = ledger.request_seed(spec.model_id, spec.invocation_type)
+    requests = requests if requests is not None else []
     avg_line = max(1, (report.text_bytes * 11 // 10) // max(1, report.records) + 200)
     piece_rows = max(PIECE_MIN_ROWS, min(PIECE_MAX_ROWS, PIECE_BYTES // avg_line))
     pieces = _pieces(report, bounds, piece_rows)
@@ -629,10 +656,11 @@ def _write_all(
                     state["bytes"] += sum(len(buf) for buf in buffers)
                     if state["bytes"] > spec.max_bytes_per_file:
                         return None
-                    hashed = hashing.submit(_hash_buffers, state["hash"], buffers)
+                    hashed = hashing.submit(_hash_piece, state["hash"], buffers, df, seed)
                     for buf in buffers:
                         fh.write(buf)
-                    hashed.result()
+                    digests, lengths = hashed.result()
+                    requests.append((df[RECORD_ID], digests, lengths, j))
                     state["records"] += df.height
                     state["first"] = state["first"] or df[RECORD_ID][0]
                     state["last"] = df[RECORD_ID][-1]
@@ -693,6 +721,25 @@ def _unchecked_report(lf: pl.LazyFrame, spec: Any, provider: Provider, source_la
     return ValidationReport(rows=rows, skipped_rows=np.empty(0, np.int64), text_bytes=int((sample or 0) * rows))
 
 
+@dataclasses.dataclass(frozen=True)
+class ShardSet:
+    """What jsonl_shards wrote: the shards to send, and one row per rendered record
+    (`requests`: record_id, request_digest, shard (null when not sent), sent, cached)."""
+
+    shards: list[ShardInfo]
+    requests: pl.DataFrame
+
+    @property
+    def cached(self) -> int:
+        """Records whose request the ledger already answers (not sent)."""
+        return int(self.requests["cached"].sum())
+
+    @property
+    def duplicates(self) -> int:
+        """Records whose identical request another record of this input sends (sent once)."""
+        return int((~self.requests["sent"] & ~self.requests["cached"]).sum())
+
+
 def write_shards(
     lf: pl.LazyFrame,
     spec: Any,
@@ -700,7 +747,39 @@ def write_shards(
     out_dir: str | os.PathLike[str],
     source_label: str,
 ) -> list[ShardInfo]:
-    """Validate, plan and write `shard-00000.jsonl`, … into the local folder `out_dir`.
+    """`write_requests` with an empty ledger: every distinct request is sent."""
+    return write_requests(lf, spec, provider, out_dir, source_label).shards
+
+
+def _plan(n: int, sizes: np.ndarray | None, spec: Any) -> np.ndarray:
+    """plan_shards, except that too few records for the minimum job size make shards anyway:
+    the shard step answers a shard under the minimum on-demand (attempts.py)."""
+    try:
+        return plan_shards(n, sizes, spec.max_records_per_job, spec.min_records_per_job, spec.max_bytes_per_file)
+    except ShardPlanError:
+        if n and sizes is not None and int(sizes.max()) > spec.max_bytes_per_file:
+            raise
+        return plan_shards(n, sizes, spec.max_records_per_job, 1, spec.max_bytes_per_file)
+
+
+def write_requests(
+    lf: pl.LazyFrame,
+    spec: Any,
+    provider: Provider,
+    out_dir: str | os.PathLike[str],
+    source_label: str,
+    answered: pl.Series | None = None,
+) -> ShardSet:
+    """Validate, render, digest and write the requests that still need an answer as
+    `shard-00000.jsonl`, … into the local folder `out_dir`.
+
+    `answered` holds the request digests the ledger already answers for good
+    (`ledger.reusable`); records with one of them are not sent (`cached`), and a request that
+    several records make identically is sent once (the first record carries it; the others get
+    its answer in joined_results). All records are rendered and digested in one pass
+    (`_write_all`); only when something was left out are the kept lines copied byte for byte into
+    a new, balanced set of shards (a file copy, no re-rendering), so the common case, nothing
+    cached, costs one digest per record over the old write.
 
     `lf` holds the records (record_id first) and should be a scan of records.parquet: shards
     are rendered from slices of it, which parquet serves by row group (see
@@ -713,8 +792,9 @@ def write_shards(
     submitted. With `skip_empty` the skipped rows must be known before planning, so `validate`
     runs first. Shards are planned by count; if one would pass `max_bytes_per_file`, every line
     is measured, the plan is redone by bytes and the shards are written again (rare: only when
-    lines average more than max_bytes / max_records, 20 kB at the defaults). Same input and
-    spec -> byte-identical files. Stale `shard-*.jsonl` files in `out_dir` are removed.
+    lines average more than max_bytes / max_records, 20 kB at the defaults). Fewer records than
+    `min_records_per_job` still make a shard (answered on-demand). Same input, spec and ledger
+    -> byte-identical files. Stale `shard-*.jsonl` files in `out_dir` are removed.
     """
     out = Path(out_dir)
     created = not out.exists()
@@ -727,19 +807,31 @@ def write_shards(
             out.rmdir()
 
     fused = not spec.skip_empty
+    pieces: list = []
     try:
         report = _unchecked_report(lf, spec, provider, source_label) if fused else validate(lf, spec, provider, source_label)
-        if report.records < spec.min_records_per_job:
-            validate(lf, spec, provider, source_label)  # raises, with the reason
-        bounds = plan_shards(report.records, None, spec.max_records_per_job, spec.min_records_per_job, spec.max_bytes_per_file)
-        infos = _write_all(lf, spec, provider, out, report, bounds, check=fused)
+        if report.records == 0:
+            if report.rows == 0 or not spec.skip_empty:
+                validate(lf, spec, provider, source_label)  # raises, with the reason
+            return ShardSet([], _requests_frame([], []).drop("__bytes", "__shard"))
+        bounds = _plan(report.records, None, spec)
+        infos = _write_all(lf, spec, provider, out, report, bounds, check=fused, requests=pieces)
         if infos is None:
             _clear(out)
+            pieces = []
             sizes = line_sizes(lf, spec, provider)
-            bounds = plan_shards(report.records, sizes, spec.max_records_per_job, spec.min_records_per_job, spec.max_bytes_per_file)
-            infos = _write_all(lf, spec, provider, out, report, bounds, check=fused)
+            bounds = _plan(report.records, sizes, spec)
+            infos = _write_all(lf, spec, provider, out, report, bounds, check=fused, requests=pieces)
             if infos is None:  # pragma: no cover - a byte-aware plan cannot overflow
                 raise AssertionError("byte-aware shard plan overflowed")
+        requests = _requests_frame(pieces, infos)
+        cached = requests[ledger.DIGEST].is_in(answered.implode()) if answered is not None and answered.len() else pl.repeat(False, requests.height, eager=True)
+        first = requests[ledger.DIGEST].is_first_distinct()
+        sent = ~cached & first
+        requests = requests.with_columns(sent.alias("sent"), cached.alias("cached"))
+        if not bool(sent.all()):
+            infos = _rebuild(out, infos, requests, spec)
+            requests = _assign_shards(requests, infos)
     except _RowRejected:
         discard()
         validate(lf, spec, provider, source_label)  # raises InputValidationError naming the rows
@@ -747,4 +839,97 @@ def write_shards(
     except BaseException:
         discard()
         raise
-    return infos
+    return ShardSet(infos, requests.drop("__bytes", "__shard"))
+
+
+def _requests_frame(pieces: list, infos: list[ShardInfo]) -> pl.DataFrame:
+    """record_id, request_digest, shard, __bytes (line length), __shard (index) of every rendered line."""
+    if not pieces:
+        return pl.DataFrame(schema={RECORD_ID: pl.String, ledger.DIGEST: pl.String, "shard": pl.String,
+                                    "sent": pl.Boolean, "cached": pl.Boolean, "__bytes": pl.Int64, "__shard": pl.Int64})
+    ids = pl.concat([p[0] for p in pieces], rechunk=True)
+    digests = ledger.hex_digests(b"".join(p[1] for p in pieces))
+    lengths = np.concatenate([p[2] for p in pieces]).astype(np.int64)
+    index = np.concatenate([np.full(len(p[2]), p[3], dtype=np.int64) for p in pieces])
+    return pl.DataFrame({RECORD_ID: ids, ledger.DIGEST: digests, "shard": _shard_names(index, infos),
+                         "sent": np.ones(len(index), dtype=bool), "cached": np.zeros(len(index), dtype=bool),
+                         "__bytes": lengths, "__shard": index})
+
+
+def _shard_names(index: np.ndarray, infos: list[ShardInfo]) -> pl.Series:
+    """The shard name for each shard index (-1: none -> null)."""
+    return pl.Series("shard", index).replace_strict(
+        list(range(len(infos))), [i.name for i in infos], default=None, return_dtype=pl.String)
+
+
+def _assign_shards(requests: pl.DataFrame, infos: list[ShardInfo]) -> pl.DataFrame:
+    """The shard each sent record is in after _rebuild (shards hold the sent records in order)."""
+    index = np.full(requests.height, -1, dtype=np.int64)
+    index[requests["sent"].to_numpy()] = np.repeat(np.arange(len(infos)), [i.records for i in infos])
+    return requests.with_columns(_shard_names(index, infos))
+
+
+def _rebuild(out: Path, infos: list[ShardInfo], requests: pl.DataFrame, spec: Any) -> list[ShardInfo]:
+    """Copy the lines of sent requests from the written shards into new balanced shards (byte
+    ranges of the old files, in order), replacing them. Returns the new shards' infos."""
+    old_index = requests["__shard"].to_numpy()
+    lengths = requests["__bytes"].to_numpy()
+    sent = requests["sent"].to_numpy()
+    # Offset of each line within its old file.
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    for j in range(len(infos)):
+        mask = old_index == j
+        starts[mask] = np.concatenate(([0], np.cumsum(lengths[mask])[:-1]))
+    kept = np.flatnonzero(sent)
+    tmp = out / ".rebuild"
+    tmp.mkdir(exist_ok=True)
+    new_infos: list[ShardInfo] = []
+    if len(kept):
+        bounds = _plan(len(kept), lengths[kept], spec)
+        ids = requests[RECORD_ID]
+        for g in range(len(bounds) - 1):
+            rows = kept[bounds[g] : bounds[g + 1]]
+            hasher = content_digest()
+            size = 0
+            with open(tmp / SHARD_NAME.format(g), "wb") as dst:
+                # Runs of lines contiguous in one old file are copied in one read.
+                brk = np.flatnonzero((np.diff(old_index[rows]) != 0) | (np.diff(rows) != 1)) + 1
+                for run in np.split(rows, brk):
+                    src_name = SHARD_NAME.format(int(old_index[run[0]]))
+                    a, b = int(starts[run[0]]), int(starts[run[-1]] + lengths[run[-1]])
+                    with open(out / src_name, "rb") as src:
+                        src.seek(a)
+                        data = src.read(b - a)
+                    hasher.update(data)
+                    dst.write(data)
+                    size += len(data)
+            new_infos.append(ShardInfo(
+                name=SHARD_NAME.format(g), records=len(rows), bytes=size, digest=hasher.hexdigest(),
+                first_record_id=ids[int(rows[0])], last_record_id=ids[int(rows[-1])],
+                # The rows of the records table the shard's records come from (not every row in
+                # between: cached and duplicate rows are answered from the ledger).
+                row_start=int(rows[0]), row_stop=int(rows[-1]) + 1,
+            ))
+    _clear(out)
+    for f in tmp.iterdir():
+        f.rename(out / f.name)
+    tmp.rmdir()
+    return new_infos
+
+
+def request_digests(lf: pl.LazyFrame, spec: Any, provider: Provider, piece_rows: int = PIECE_MAX_ROWS) -> pl.DataFrame:
+    """`record_id, request_digest` of every record `lf` would send under `spec` now (rendered
+    and digested as jsonl_shards does, nothing written). joined_results' `answers_match_requests`
+    compares these with the digests of the answers it joined."""
+    seed = ledger.request_seed(spec.model_id, spec.invocation_type)
+    rows = int(lf.select(pl.len()).collect().item())
+    ids: list[pl.Series] = []
+    raw: list[bytes] = []
+    for start in range(0, rows, piece_rows):
+        df = _render_piece(lf, spec, provider, start, min(rows, start + piece_rows), check=False)
+        if df.height:
+            ids.append(df[RECORD_ID])
+            raw.append(_request_digests(df, seed)[0])
+    if not ids:
+        return pl.DataFrame(schema={RECORD_ID: pl.String, ledger.DIGEST: pl.String})
+    return pl.DataFrame({RECORD_ID: pl.concat(ids), ledger.DIGEST: ledger.hex_digests(b"".join(raw))})

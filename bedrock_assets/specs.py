@@ -59,6 +59,12 @@ class BatchSpec:
     stuck_after_minutes: float = 360.0  # report a job still queued (Scheduled) after this long
     max_record_attempts: int = 3  # tries per record (first job + follow-ups) for transient errors
     budget_usd: float | None = None
+    # Ask every request again even when the ledger has its answer (a run-config flag does the
+    # same for one run: jsonl_shards' `fresh_answers`).
+    fresh_answers: bool = False
+    # Shards / remainders with fewer records than this are answered on-demand (InvokeModel /
+    # Converse) instead of by a batch job; None = min_records_per_job (Bedrock's minimum).
+    on_demand_below: int | None = None
     # Hugging Face source: the partition's input name is the split.
     hf_dataset: str | None = None  # hub id, or a local dataset folder
     hf_config: str | None = None
@@ -105,6 +111,15 @@ def _parse_one(name: str, raw: Any, origin: str) -> BatchSpec:
             f"{where}: need {BEDROCK_MIN_RECORDS} <= min_records_per_job <= max_records_per_job, "
             f"got {spec.min_records_per_job} / {spec.max_records_per_job}"
         )
+    if spec.on_demand_below is not None and not (
+        isinstance(spec.on_demand_below, int) and spec.min_records_per_job <= spec.on_demand_below <= spec.max_records_per_job
+    ):
+        raise SpecError(
+            f"{where}: on_demand_below must be a whole number within min_records_per_job..max_records_per_job "
+            f"({spec.min_records_per_job}..{spec.max_records_per_job}), got {spec.on_demand_below!r}"
+        )
+    if not isinstance(spec.fresh_answers, bool):
+        raise SpecError(f"{where}: fresh_answers must be true or false, got {spec.fresh_answers!r}")
     if spec.timeout_hours is not None and not 24 <= spec.timeout_hours <= 168:
         raise SpecError(f"{where}: timeout_hours must be 24..168 (Bedrock's range)")
     if spec.max_record_attempts < 1:

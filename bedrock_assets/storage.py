@@ -74,6 +74,11 @@ class PartitionLayout:
     def shards_manifest_key(self) -> str:
         return f"{self.shards_prefix}manifest.json"
 
+    @property
+    def requests_key(self) -> str:
+        # One row per rendered record: record_id, request_digest, shard, sent, cached (ledger.py).
+        return f"{self.shards_prefix}requests.parquet"
+
     def outputs_prefix(self, shard_name: str) -> str:
         # Bedrock writes `<this prefix>/<jobId>/<shard file>.out` (facts §4).
         return f"outputs/{self.partition}/{shard_name.removesuffix('.jsonl')}/"
