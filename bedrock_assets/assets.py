@@ -195,7 +195,7 @@ def jsonl_shards(context: dg.AssetExecutionContext, config: ShardsConfig, storag
     s3 = storage.client()
     fresh = spec.fresh_answers or config.fresh_answers
     known = ledger.scan_ledger(_ledger_uris(s3, layout, spec), provider, opts)
-    answered = ledger.reusable(known, fresh).select(ledger.DIGEST).unique().collect().to_series()
+    answered = ledger.reusable(known, fresh)  # a lazy scan: semi-joined to this input's requests
     with tempfile.TemporaryDirectory(prefix="bedrock-shards-") as tmp:
         # Every row is checked as it is rendered; a bad one raises here (file, row, column) and
         # leaves no shard behind, so nothing is uploaded and no job can exist.

@@ -206,7 +206,9 @@ def answer_on_demand(runtime: Any, s3: Any, run: ShardRun, input_file: Path, att
     ids = {record_id for record_id, _ in lines}
     asked = run.requests.filter(pl.col("record_id").is_in(list(ids))) if run.requests is not None else None
     digests = sorted(asked[ledger.DIGEST].to_list()) if asked is not None else []
-    source = "on-demand-" + shards.digest_bytes(("\n".join(digests) or raw.decode("utf-8")).encode())[:16]
+    # Named by exactly what is asked (and by the fresh-run nonce, so a forced fresh run asks again).
+    what = "\n".join(digests) if digests else raw.decode("utf-8")
+    source = "on-demand-" + shards.digest_bytes(f"{run.shard.get('nonce', '')}\n{what}".encode())[:16]
     file = ledger.LedgerFile(model_key=run.model_key, partition=run.partition, shard=run.name, attempt=attempt, source=source)
     entry = {"attempt": attempt, "route": "on-demand", "records": len(lines), "status": "Completed", "ledger_key": file.key}
     if list(list_keys(s3, run.layout.bucket, file.key)):

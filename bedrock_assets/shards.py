@@ -768,13 +768,13 @@ def write_requests(
     provider: Provider,
     out_dir: str | os.PathLike[str],
     source_label: str,
-    answered: pl.Series | None = None,
+    answered: pl.LazyFrame | pl.Series | None = None,
 ) -> ShardSet:
     """Validate, render, digest and write the requests that still need an answer as
     `shard-00000.jsonl`, … into the local folder `out_dir`.
 
     `answered` holds the request digests the ledger already answers for good
-    (`ledger.reusable`); records with one of them are not sent (`cached`), and a request that
+    (`ledger.reusable`: a LazyFrame scan with a `request_digest` column, or a Series); records with one of them are not sent (`cached`), and a request that
     several records make identically is sent once (the first record carries it; the others get
     its answer in joined_results). All records are rendered and digested in one pass
     (`_write_all`); only when something was left out are the kept lines copied byte for byte into
@@ -825,7 +825,7 @@ def write_requests(
             if infos is None:  # pragma: no cover - a byte-aware plan cannot overflow
                 raise AssertionError("byte-aware shard plan overflowed")
         requests = _requests_frame(pieces, infos)
-        cached = requests[ledger.DIGEST].is_in(answered.implode()) if answered is not None and answered.len() else pl.repeat(False, requests.height, eager=True)
+        cached = requests[ledger.DIGEST].is_in(_answered_among(answered, requests[ledger.DIGEST]).implode())
         first = requests[ledger.DIGEST].is_first_distinct()
         sent = ~cached & first
         requests = requests.with_columns(sent.alias("sent"), cached.alias("cached"))
@@ -840,6 +840,17 @@ def write_requests(
         discard()
         raise
     return ShardSet(infos, requests.drop("__bytes", "__shard"))
+
+
+def _answered_among(answered: pl.LazyFrame | pl.Series | None, digests: pl.Series) -> pl.Series:
+    """The digests of `digests` that `answered` holds. A LazyFrame (a ledger scan) is semi-joined
+    on the streaming engine, so memory follows this input's requests, not the ledger's size."""
+    if answered is None:
+        return pl.Series(ledger.DIGEST, [], dtype=pl.String)
+    if isinstance(answered, pl.Series):
+        return answered
+    asked = digests.unique().to_frame(ledger.DIGEST).lazy()
+    return answered.select(ledger.DIGEST).join(asked, on=ledger.DIGEST, how="semi").unique().collect(engine="streaming").to_series()
 
 
 def _requests_frame(pieces: list, infos: list[ShardInfo]) -> pl.DataFrame:

@@ -7,6 +7,8 @@
 # Each run: baseline pre -> fake outputs -> baseline post, then ours pre -> fake -> ours post,
 # every step under /usr/bin/time -v. Summary (medians, ratios): bench/data/<ROWS>/summary.json
 # and a markdown table on stdout. env: PYTHON (default: the project venv), KEEP=1 keeps outputs,
+# LEDGER=N gives jsonl_shards a ledger of N earlier answers to read and anti-join against (none
+# of them cached: the cost of the cache when it saves nothing),
 # ONLY=ours skips the baseline (e.g. to check that peak memory does not grow with ROWS).
 set -euo pipefail
 ROWS=${1:-2200000}
@@ -51,7 +53,7 @@ for run in $(seq 1 "$RUNS"); do
   # raw_dataset and jsonl_shards are separate Dagster steps (separate processes): timed apart,
   # summed for the pre phase; the phase's peak memory is the larger of the two.
   step "$run" ours_raw    env PYTHONPATH="$D/snapshot" "$PY" "$HERE/ours.py" pre --step raw --input "$D/cot/*.parquet" --work "$R/ours"
-  step "$run" ours_shards env PYTHONPATH="$D/snapshot" "$PY" "$HERE/ours.py" pre --step shards --input "$D/cot/*.parquet" --work "$R/ours"
+  step "$run" ours_shards env PYTHONPATH="$D/snapshot" "$PY" "$HERE/ours.py" pre --step shards --input "$D/cot/*.parquet" --work "$R/ours" --ledger "${LEDGER:-0}"
   step "$run" ours_fake "$PY" "$SHARED/fake_outputs.py" --in "$R/ours/shards" --out "$R/ours_out"
   step "$run" ours_post env PYTHONPATH="$D/snapshot" "$PY" "$HERE/ours.py" post --work "$R/ours" --outputs "$R/ours_out"
   uptime >> "$R/load.txt"

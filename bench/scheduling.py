@@ -74,7 +74,7 @@ def write_partition(s3, bucket: str, partition: str, counts: list[int], tmp: Pat
     """Shard files + shards/<partition>/manifest.json in the format `jsonl_shards` writes."""
     import polars as pl
 
-    from bedrock_assets import pricing, providers, records, shards
+    from bedrock_assets import ledger, pricing, providers, records, shards
     from bedrock_assets.specs import get_spec
     from bedrock_assets.storage import PartitionLayout
 
@@ -100,6 +100,16 @@ def write_partition(s3, bucket: str, partition: str, counts: list[int], tmp: Pat
         s3.upload_file(str(path), bucket, key)
         docs.append({**info.to_dict(), "key": key, "uri": layout.uri(key)})
         start += n
+    # requests.parquet, which each shard step reads for its records' request digests.
+    bodies = [line.encode()[line.encode().index(b',"modelInput":') + 14 : -1] for line in lines]
+    requests = pl.DataFrame({
+        "record_id": ids,
+        "request_digest": [ledger.digest_of_body(b, spec.model_id, spec.invocation_type) for b in bodies],
+        "shard": [shards.SHARD_NAME.format(j) for j, n in enumerate(counts) for _ in range(n)],
+    }).with_columns(pl.lit(True).alias("sent"), pl.lit(False).alias("cached"))
+    requests_path = tmp / "requests.parquet"
+    requests.write_parquet(requests_path)
+    s3.upload_file(str(requests_path), bucket, layout.requests_key)
     estimate = pricing.estimate_batch(spec, provider, paths)
     budget = pricing.check_budget(estimate, spec.budget_usd)
     manifest = {

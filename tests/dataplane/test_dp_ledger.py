@@ -77,7 +77,8 @@ def test_identical_requests_are_sent_once(tmp_path):
     assert out.requests["shard"].to_list() == ["shard-00000.jsonl", "shard-00000.jsonl", None, None]
 
 
-def test_answered_requests_are_left_out_and_shards_rebuilt_balanced(tmp_path):
+@pytest.mark.parametrize("as_scan", [False, True])  # a Series, or a ledger scan (what the asset passes)
+def test_answered_requests_are_left_out_and_shards_rebuilt_balanced(tmp_path, as_scan):
     spec = make_spec(max_records_per_job=300, min_records_per_job=100)
     lf = _records(q=[f"question {i}" for i in range(1000)])
     full = _write(tmp_path / "full", spec, lf)
@@ -85,6 +86,8 @@ def test_answered_requests_are_left_out_and_shards_rebuilt_balanced(tmp_path):
     # Every third request answered already: 666 are cached, 334 remain -> 2 shards of 167.
     answered = full.requests[ledger.DIGEST].gather_every(3, offset=1)
     answered = pl.concat([answered, full.requests[ledger.DIGEST].gather_every(3, offset=2)])
+    if as_scan:  # with digests the input does not ask, as a real ledger has
+        answered = pl.LazyFrame({ledger.DIGEST: pl.concat([answered, pl.Series([f"{i:032x}" for i in range(500)])])})
     out = _write(tmp_path, spec, lf, answered=answered)
     assert out.cached == 666 and [s.records for s in out.shards] == [167, 167]
     lines = _shard_lines(tmp_path, out)

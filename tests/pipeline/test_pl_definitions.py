@@ -39,7 +39,7 @@ def test_asset_graph_kinds_descriptions_and_checks():
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {
         "shard_limits_respected", "within_budget", "one_job_per_shard_attempt", "every_row_answered_once",
-        "error_rate_below_threshold", "no_duplicate_answers",
+        "error_rate_below_threshold", "no_duplicate_answers", "answers_match_requests",
     }
     assert [s.name for s in defs.sensors] == ["new_input_files"]
 

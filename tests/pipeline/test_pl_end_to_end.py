@@ -70,6 +70,7 @@ def test_text_partition_end_to_end(aws_env, write_specs, instance):
         "every_row_answered_once": True,
         "error_rate_below_threshold": True,
         "no_duplicate_answers": True,
+        "answers_match_requests": True,
     }
     assert len(jobs_for_bucket(aws_env)) == 1
 
@@ -131,7 +132,8 @@ def test_rematerializing_an_unchanged_partition_creates_no_new_jobs(aws_env, wri
     assert second.status == dg.DagsterRunStatus.SUCCESS
     assert {j["jobArn"] for j in jobs_for_bucket(aws_env)} == arns
     logs = " ".join(r.user_message for r in instance.all_logs(second.run_id))
-    assert "reusing the outputs of completed job" in logs and "no new job created" in logs
+    assert "110 answered from the ledger" in logs and "0 to send in 0 shard(s)" in logs
+    assert set(read_results(aws_env, key)["answered_by"]) == {"cache"}
 
 
 def test_hugging_face_split_partition_end_to_end(aws_env, write_specs, instance):

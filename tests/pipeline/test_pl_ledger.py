@@ -175,6 +175,15 @@ def test_fresh_answers_ask_again(aws_env, write_specs, instance):
     write_specs(_specs(extra="    fresh_answers: true\n"))
     _run(instance, key)
     assert len(jobs_for_bucket(aws_env)) == 3
+    # On-demand answers too: a small input asked again when forced.
+    write_specs(_specs())
+    small = put_input(aws_env, "jokes", "fresh-small.csv", _topics(20, tag="f"))
+    aws_env.emulator.reset_stats()
+    _run(instance, small)
+    _run(instance, small)
+    assert _runtime_calls(aws_env) == 20
+    _run(instance, small, fresh_answers=True)
+    assert _runtime_calls(aws_env) == 40
 
 
 def test_answers_match_requests_catches_an_answer_to_another_request(aws_env, write_specs, instance):

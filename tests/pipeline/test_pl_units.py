@@ -13,6 +13,7 @@ from bedrock_assets.storage import PartitionKeyError, PartitionLayout, check_inp
 
 JOB_NAME_RE = re.compile(r"^[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9+\-.]){0,63}$")
 SHA = "0123456789abcdef" * 4
+MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
 @pytest.mark.parametrize(
@@ -20,8 +21,8 @@ SHA = "0123456789abcdef" * 4
     ["jokes/topics.csv", "cot/train", "a/" + "x" * 120, "UPPER_case/Some.File-Name_v2.parquet"],
 )
 def test_job_identity_is_a_legal_deterministic_bedrock_name(partition):
-    one = JobIdentity(partition, "shard-00012.jsonl", SHA)
-    two = JobIdentity(partition, "shard-00012.jsonl", SHA)
+    one = JobIdentity(partition, "shard-00012.jsonl", SHA, MODEL)
+    two = JobIdentity(partition, "shard-00012.jsonl", SHA, MODEL)
     assert one.job_name == two.job_name and one.client_request_token == two.client_request_token
     assert len(one.job_name) <= 63 and JOB_NAME_RE.match(one.job_name)
     assert re.fullmatch(r"[a-f0-9]{64}", one.client_request_token)
@@ -36,16 +37,21 @@ def test_job_identity_is_a_legal_deterministic_bedrock_name(partition):
         dict(partition="jokes/other.csv"),
         dict(shard_name="shard-00013.jsonl"),
         dict(scope="another-bucket"),
+        dict(model_id="anthropic.claude-3-5-sonnet-20240620-v1:0"),
+        dict(invocation_type="Converse"),
     ],
 )
 def test_any_change_of_identity_gives_a_new_token(change):
-    base = JobIdentity("jokes/topics.csv", "shard-00012.jsonl", SHA)
+    base = JobIdentity("jokes/topics.csv", "shard-00012.jsonl", SHA, MODEL)
     other = JobIdentity(**{**base.__dict__, **change})
     assert other.client_request_token != base.client_request_token
+    if "attempt" not in change and "shard_name" not in change:
+        # Other work is another job name too (the attempt number and shard number are in the name).
+        assert other.name_prefix != base.name_prefix
 
 
 def test_follow_up_tokens_bind_the_resubmitted_records():
-    identity = JobIdentity("jokes/topics.csv", "shard-00000.jsonl", SHA, attempt=2)
+    identity = JobIdentity("jokes/topics.csv", "shard-00000.jsonl", SHA, MODEL, attempt=2)
     assert identity.token_for_input(SHA) == identity.client_request_token
     one, two = identity.token_for_input("a" * 64), identity.token_for_input("b" * 64)
     assert one != two and re.fullmatch(r"[a-f0-9]{64}", one)
@@ -167,8 +173,8 @@ def test_classify(key, ok):
         assert reason and key in reason
 
 
-def _attempt(n, status, path="batch"):
-    return {"attempt": n, "path": path, "job_name": f"ba-x-s00000-abc-a{n}", "status": status}
+def _attempt(n, status, route="batch"):
+    return {"attempt": n, "route": route, "job_name": f"ba-x-s00000-abc-a{n}", "status": status}
 
 
 @pytest.mark.parametrize(

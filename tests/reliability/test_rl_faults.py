@@ -137,7 +137,7 @@ def test_transient_record_errors_are_retried_until_every_row_is_answered(aws_env
     run = materialize_partition(instance, key, in_process=True)
     assert run.status == dg.DagsterRunStatus.SUCCESS, failed_steps(instance, run.run_id)
     record = read_json(aws_env, f"jobs/{key}/shard-00000.json")
-    batch = [a for a in record["attempts"] if a["path"] == "batch"]
+    batch = [a for a in record["attempts"] if a["route"] == "batch"]
     assert len(jobs_for_bucket(aws_env)) == len(batch) >= 2  # the first job and a follow-up job
     assert batch[0]["error_records"] > 0 and batch[0]["outstanding_records"] == batch[0]["error_records"]
     results = all_answered(aws_env, key, rows)

@@ -26,7 +26,7 @@ ASSETS = ["raw_dataset", "jsonl_shards", "batch_job_outputs", "joined_results"]
 CHECKS = {
     "jsonl_shards": ["shard_limits_respected"],
     "batch_job_outputs": ["one_job_per_shard_attempt"],
-    "joined_results": ["every_row_answered_once", "error_rate_below_threshold", "no_duplicate_answers"],
+    "joined_results": ["every_row_answered_once", "error_rate_below_threshold", "no_duplicate_answers", "answers_match_requests"],
 }
 
 # The backfill the UI tests run: three good inputs and one broken one, pool of 2.
