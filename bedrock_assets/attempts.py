@@ -100,7 +100,11 @@ def _record_ids_of_lines(path: str | Path) -> pl.LazyFrame:
     lines = pl.scan_csv(
         path, has_header=False, new_columns=["line"], separator="\x1f", quote_char=None, schema={"line": pl.String}
     )
-    return lines.with_columns(pl.col("line").str.extract(r'^\{"recordId":"([^"]*)"', 1).alias("record_id"))
+    # The id is the line's first JSON string; decoding it (not cutting at the next quote) reads ids
+    # with escaped quotes or backslashes right, so their answers are found and never asked again.
+    token = pl.col("line").str.extract(r'^\{"recordId":("(?:[^"\\]|\\.)*")', 1)
+    record_id = pl.concat_str(pl.lit('{"r":'), token, pl.lit("}")).str.json_decode(pl.Struct({"r": pl.String})).struct.field("r")
+    return lines.with_columns(record_id.alias("record_id"))
 
 
 def outstanding(input_file: str, outputs: pl.DataFrame) -> tuple[list[str], int]:
@@ -305,8 +309,14 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
             run.warn(f"{run.name}: job {identity.job_name} expired before it started; retrying as attempt {attempt + 1}")
             attempt += 1
             continue
+        parse = results.ParseStats()
         outputs = results.collect_outputs(_output_uris(s3, layout, entry["output_prefix"]), run.provider,
-                                          storage_options=run.storage_options)
+                                          storage_options=run.storage_options, stats=parse)
+        if parse.slow_files:
+            # Correct but slower: the answer-only cut did not apply (docs/performance.md).
+            run.warn(f"{run.name}: {parse.slow_lines} output line(s) in {len(parse.slow_files)} file(s) took the "
+                     "full JSON parse instead of the answer-only cut (slower; see docs/performance.md)")
+        entry.update(slow_path_files=len(parse.slow_files), slow_path_lines=parse.slow_lines)
         file = ledger.LedgerFile(model_key=run.model_key, partition=run.partition, shard=run.name, attempt=attempt,
                                  source=jobs.job_id_from_arn(arn))
         stored, orphans = _write_ledger(s3, run, file, outputs, answered_by=ledger.AnsweredBy.BATCH, job_arn=arn)

@@ -183,3 +183,15 @@ def test_results_from_the_ledger_label_each_row(tmp_path):
     assert df["answered_by"].to_list() == ["batch", "cache", None, "batch", None]
     assert df["request_digest"].to_list() == [d["R0000000000"], d["R0000000001"], None, d["R0000000000"], None]
     assert (summary.rows, summary.succeeded, summary.skipped, summary.missing) == (5, 3, 1, 1)
+
+
+@pytest.mark.parametrize("record_id", ["R0000000001", 'k"0', "a\\b", "é\u2028x", 'q\\"', "{\"recordId\":\"x\"}"])
+def test_shard_lines_give_back_their_record_ids(tmp_path, record_id):
+    """attempts reads which records a shard (or follow-up) holds from its lines: ids with escapes
+    must come back exactly, or answered records would be asked (and paid for) again."""
+    from bedrock_assets.attempts import _record_ids_of_lines
+
+    path = tmp_path / "shard.jsonl"
+    path.write_text(json.dumps({"recordId": record_id, "modelInput": {"x": record_id}}, ensure_ascii=False,
+                               separators=(",", ":")) + "\n", encoding="utf-8")
+    assert _record_ids_of_lines(path).collect()["record_id"].to_list() == [record_id]

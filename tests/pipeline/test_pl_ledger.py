@@ -255,3 +255,21 @@ def test_compaction_changes_no_answer(aws_env, write_specs, instance):
     again = read_results(aws_env, key).sort("record_id")
     assert set(again["answered_by"]) == {"cache"} and again["response"].to_list() == first["response"].to_list()
     assert _runtime_calls(aws_env) == 0
+
+
+def test_the_slow_parse_path_is_reported(aws_env, write_specs, instance):
+    """Record ids with an escaped quote defeat the answer-only cut (the id is neither in the cut
+    part nor readable from the head of the line): the answers are still right, and the step says
+    it took the full parse, in its log and its metadata."""
+    write_specs(_specs(extra='    id_column: key\n'))
+    frame = _topics(120).with_columns(pl.format('k"{}', pl.int_range(pl.len())).alias("key"))
+    key = put_input(aws_env, "jokes", "quoted-ids.parquet", frame)
+    run = _run(instance, key)
+    # The ids are read right from the shard too, so the answered records are not asked again.
+    assert len(jobs_for_bucket(aws_env)) == 1
+    results = read_results(aws_env, key).sort("key")
+    assert results.height == 120 and _own_answers(results, HAIKU, "Tell me a joke about {topic}.")
+    meta = instance.get_latest_materialization_event(dg.AssetKey("batch_job_outputs")).asset_materialization.metadata
+    assert meta["slow_path_files"].value == 1 and meta["slow_path_lines"].value == 120
+    logs = " ".join(r.user_message for r in instance.all_logs(run.run_id))
+    assert "took the full JSON parse" in logs
