@@ -80,17 +80,6 @@ def request_seed(model_id: str, invocation_type: str) -> int:
     return xxhash.xxh3_64_intdigest(f"bedrock-assets request v1\n{model_id}\n{invocation_type}".encode())
 
 
-def digests_of(buffer: Any, starts: Sequence[int], stops: Sequence[int], seed: int) -> bytes:
-    """16-byte XXH3-128 digests of `buffer[start:stop]` for each range, concatenated.
-
-    One C call per request (~0.9 µs each, measured in bench/RESULTS.md); polars has no stable
-    128-bit hash expression (its `hash` may change between versions, which would silently empty
-    the cache), so the ranges are hashed here."""
-    view = memoryview(buffer)
-    digest = xxhash.xxh3_128_digest
-    return b"".join([digest(view[a:b], seed) for a, b in zip(starts, stops)])
-
-
 def hex_digests(raw: bytes) -> pl.Series:
     """The 32-character hex form (what the ledger and requests.parquet store) of concatenated
     16-byte digests, without a Python loop."""
@@ -100,7 +89,8 @@ def hex_digests(raw: bytes) -> pl.Series:
 
 
 def digest_of_body(body: bytes, model_id: str, invocation_type: str) -> str:
-    """One request's digest (for tests and tools; the data plane uses digests_of in bulk)."""
+    """One request's digest, with the xxhash package (tools and tests; the data plane computes the
+    same values in bulk inside polars: shards.request_digest_expr)."""
     return xxhash.xxh3_128_hexdigest(body, request_seed(model_id, invocation_type))
 
 

@@ -20,12 +20,13 @@ import math
 import os
 import string
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+import polars_hash  # noqa: F401 - registers the `nchash` expression namespace (request digests)
 import pyarrow as pa
 import xxhash
 
@@ -528,12 +529,10 @@ def _render_piece(
     if spec.skip_empty:
         piece = piece.filter(~empty_text(text_parts(spec, provider)))
     line = line_expr(spec, provider, newline=True)
-    # Where each line's modelInput starts (after `{"recordId":"…"` and `,"modelInput":`): the
-    # request digest covers exactly those bytes (ledger.py).
-    head = (record_id_json().str.len_bytes() + len(_MODEL_INPUT_KEY)).cast(pl.Int64).alias("__head")
+    digest = request_digest_expr(spec, provider).alias("__digest")
     if not check:
-        return piece.select(pl.col(RECORD_ID), line, head).collect()
-    df = piece.select(pl.col(RECORD_ID), line, head, row_problem(spec, provider).alias("__bad")).collect()
+        return piece.select(pl.col(RECORD_ID), line, digest).collect()
+    df = piece.select(pl.col(RECORD_ID), line, digest, row_problem(spec, provider).alias("__bad")).collect()
     if df["__bad"].any() or (df["line"].str.len_bytes() > spec.max_bytes_per_file).any():
         raise _RowRejected
     return df.drop("__bad")
@@ -591,21 +590,53 @@ def _hash_buffers(hasher: Any, buffers: list[memoryview]) -> None:
         hasher.update(buf)
 
 
-def _request_digests(df: pl.DataFrame, seed: int) -> tuple[bytes, np.ndarray]:
-    """16-byte request digests of a rendered piece's lines (their modelInput bytes; see
-    ledger.request_seed) and each line's byte length."""
-    arr = df["line"].to_arrow()
-    if arr.type != pa.large_string():
-        arr = arr.cast(pa.large_string())
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    starts = offsets[:-1] + df["__head"].to_numpy()
-    stops = offsets[1:] - 2  # the line's closing `}` and newline
-    return ledger.digests_of(arr.buffers()[2], starts.tolist(), stops.tolist(), seed), np.diff(offsets)
+def request_digest_expr(spec: Any, provider: Provider) -> pl.Expr:
+    """Each row's request digest as 16 bytes: XXH3-128 of the modelInput JSON, exactly the bytes
+    its line carries, seeded with the model id and invocation type (ledger.request_seed).
+    polars-hash computes it inside the polars engine (multi-threaded, no Python per row); the
+    values equal the xxhash package's `xxh3_128_digest(body, seed)` (tested)."""
+    seed = ledger.request_seed(spec.model_id, spec.invocation_type)
+    return model_input_expr(spec, provider).nchash.xxh3_128(seed=seed, return_binary=True, byte_order="big")
 
 
-def _hash_piece(hasher: Any, buffers: list[memoryview], df: pl.DataFrame, seed: int) -> tuple[bytes, np.ndarray]:
-    _hash_buffers(hasher, buffers)
-    return _request_digests(df, seed)
+def _request_digests(df: pl.DataFrame) -> tuple[bytes, np.ndarray]:
+    """The rendered piece's 16-byte request digests, concatenated, and each line's byte length."""
+    arr = df["__digest"].to_arrow().cast(pa.binary(16))
+    raw = arr.buffers()[1].to_pybytes()[arr.offset * 16 : (arr.offset + len(arr)) * 16]
+    return raw, df["line"].str.len_bytes().cast(pl.Int64).to_numpy()
+
+
+class _SeenRequests:
+    """Request digests already written in this pass, to send each distinct request once.
+
+    Sorted arrays of the digests' two 64-bit halves (~16 bytes per distinct request, no Python
+    object per row); a piece is checked with a binary search and merged in with np.insert (~0.5 s
+    over 2.2M requests, on the render thread, beside the writes). A request is "seen" only when
+    both halves match: a collision of the first half alone makes it be sent twice, never merged
+    with another request."""
+
+    def __init__(self) -> None:
+        self.hi = np.empty(0, dtype=np.uint64)
+        self.lo = np.empty(0, dtype=np.uint64)
+
+    def first_time(self, raw: bytes) -> np.ndarray:
+        """For each 16-byte digest of `raw`, whether no earlier one (here or before) equals it."""
+        halves = np.frombuffer(raw, dtype="<u8").reshape(-1, 2)
+        keep = np.zeros(len(halves), dtype=bool)
+        if not len(halves):
+            return keep
+        order = np.argsort(halves[:, 0], kind="stable")  # equal halves keep their input order
+        hi, lo = halves[order, 0], halves[order, 1]
+        repeat = np.r_[False, (hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1])]
+        pos = np.searchsorted(self.hi, hi)
+        if len(self.hi):
+            at = pos.clip(0, len(self.hi) - 1)
+            repeat |= (pos < len(self.hi)) & (self.hi[at] == hi) & (self.lo[at] == lo)
+        new = ~repeat
+        keep[order[new]] = True
+        self.hi = np.insert(self.hi, pos[new], hi[new])
+        self.lo = np.insert(self.lo, pos[new], lo[new])
+        return keep
 
 
 def _write_all(
@@ -620,12 +651,13 @@ def _write_all(
 ) -> list[ShardInfo] | None:
     """Write every shard; None (and no ShardInfo) if a shard would exceed max_bytes_per_file.
 
-    Four things run at once: the polars engine renders the next pieces, this thread writes the
-    current one, a second thread hashes it (`content_digest`, and each line's request digest)
-    and a third releases the previous shard file (`_release`). `check`: see `_render_piece`.
-    `requests` receives (record ids, digests, line lengths, shard index) per piece.
+    Four things run at once: the polars engine renders the next pieces and the render thread
+    digests each line's request and drops repeats of a request already written (`_SeenRequests`),
+    this thread writes the current piece, a second thread hashes it (`content_digest`) and a third
+    releases the previous shard file (`_release`). `check`: see `_render_piece`. `requests`
+    receives (record ids, digests, line lengths, shard index, written) per piece. A shard may
+    hold fewer records than planned (repeats left out); write_requests re-plans when that matters.
     """
-    seed = ledger.request_seed(spec.model_id, spec.invocation_type)
     requests = requests if requests is not None else []
     avg_line = max(1, (report.text_bytes * 11 // 10) // max(1, report.records) + 200)
     piece_rows = max(PIECE_MIN_ROWS, min(PIECE_MAX_ROWS, PIECE_BYTES // avg_line))
@@ -635,14 +667,25 @@ def _write_all(
     current = -1
     state: dict[str, Any] = {}
     released: list[tuple[Future[None], Any]] = []
+    seen = _SeenRequests()
+
     def render(piece: tuple[int, int, int]) -> pl.DataFrame:
         return _render_piece(lf, spec, provider, piece[1], piece[2], check)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest") as hashing, ThreadPoolExecutor(
+    def digest(rendered: Iterator[pl.DataFrame]) -> tuple[pl.DataFrame, bytes, np.ndarray, np.ndarray]:
+        # A second stage: while polars renders the next piece, this thread drops the previous
+        # piece's repeated requests (numpy, in piece order).
+        df = next(rendered)
+        raw, lengths = _request_digests(df)
+        return df, raw, lengths, seen.first_time(raw)
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as hashing, ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="release"
-    ) as releasing, contextlib.closing(prefetched(render, pieces, name="render")) as rendered:
+    ) as releasing, contextlib.closing(prefetched(render, pieces, name="render")) as rendered, contextlib.closing(
+        prefetched(lambda _: digest(rendered), pieces, depth=1, name="digest")
+    ) as digested:
         try:
-            for (j, a, b), df in zip(pieces, rendered):
+            for (j, a, b), (df, raw, lengths, keep) in zip(pieces, digested):
                 if j != current:
                     if fh is not None:
                         released.append((releasing.submit(_release, fh), fh))
@@ -650,17 +693,21 @@ def _write_all(
                         infos.append(_shard_info(state, current, bounds))
                     current = j
                     fh = open(out / SHARD_NAME.format(j), "wb")  # noqa: SIM115 - closed above/below
-                    state = {"hash": content_digest(), "bytes": 0, "records": 0, "first": None, "last": None, "row_start": a}
+                    state = {"hash": content_digest(), "bytes": 0, "records": 0, "dropped": 0, "first": None,
+                             "last": None, "row_start": a}
+                requests.append((df[RECORD_ID], raw, lengths, j, keep))
+                if not keep.all():
+                    state["dropped"] += int((~keep).sum())
+                    df = df.filter(pl.Series(keep))
                 if df.height:
                     buffers = _line_buffers(df["line"])
                     state["bytes"] += sum(len(buf) for buf in buffers)
                     if state["bytes"] > spec.max_bytes_per_file:
                         return None
-                    hashed = hashing.submit(_hash_piece, state["hash"], buffers, df, seed)
+                    hashed = hashing.submit(_hash_buffers, state["hash"], buffers)
                     for buf in buffers:
                         fh.write(buf)
-                    digests, lengths = hashed.result()
-                    requests.append((df[RECORD_ID], digests, lengths, j))
+                    hashed.result()
                     state["records"] += df.height
                     state["first"] = state["first"] or df[RECORD_ID][0]
                     state["last"] = df[RECORD_ID][-1]
@@ -681,7 +728,7 @@ def _write_all(
 
 
 def _shard_info(state: dict[str, Any], j: int, bounds: np.ndarray) -> ShardInfo:
-    expected = int(bounds[j + 1] - bounds[j])
+    expected = int(bounds[j + 1] - bounds[j]) - state.get("dropped", 0)
     if state["records"] != expected:  # the records changed between validation and writing
         raise InputValidationError(f"shard {j}: rendered {state['records']} records, planned {expected}")
     return ShardInfo(
@@ -813,7 +860,7 @@ def write_requests(
         if report.records == 0:
             if report.rows == 0 or not spec.skip_empty:
                 validate(lf, spec, provider, source_label)  # raises, with the reason
-            return ShardSet([], _requests_frame([], []).drop("__bytes", "__shard"))
+            return ShardSet([], _requests_frame([], []).drop("__bytes", "__shard", "__written"))
         bounds = _plan(report.records, None, spec)
         infos = _write_all(lf, spec, provider, out, report, bounds, check=fused, requests=pieces)
         if infos is None:
@@ -826,10 +873,15 @@ def write_requests(
                 raise AssertionError("byte-aware shard plan overflowed")
         requests = _requests_frame(pieces, infos)
         cached = requests[ledger.DIGEST].is_in(_answered_among(answered, requests[ledger.DIGEST]).implode())
-        first = requests[ledger.DIGEST].is_first_distinct()
-        sent = ~cached & first
+        written = requests["__written"]
+        sent = written & ~cached
         requests = requests.with_columns(sent.alias("sent"), cached.alias("cached"))
-        if not bool(sent.all()):
+        sizes = [i.records for i in infos]
+        # Re-plan only when the cache left records out, or leaving out repeats emptied a shard or
+        # made one smaller than the minimum job size where the records allow full ones.
+        if bool((written & cached).any()) or 0 in sizes or (
+            min(sizes) < spec.min_records_per_job <= sum(sizes) and len(sizes) > 1
+        ):
             infos = _rebuild(out, infos, requests, spec)
             requests = _assign_shards(requests, infos)
     except _RowRejected:
@@ -839,7 +891,7 @@ def write_requests(
     except BaseException:
         discard()
         raise
-    return ShardSet(infos, requests.drop("__bytes", "__shard"))
+    return ShardSet(infos, requests.drop("__bytes", "__shard", "__written"))
 
 
 def _answered_among(answered: pl.LazyFrame | pl.Series | None, digests: pl.Series) -> pl.Series:
@@ -854,17 +906,21 @@ def _answered_among(answered: pl.LazyFrame | pl.Series | None, digests: pl.Serie
 
 
 def _requests_frame(pieces: list, infos: list[ShardInfo]) -> pl.DataFrame:
-    """record_id, request_digest, shard, __bytes (line length), __shard (index) of every rendered line."""
+    """record_id, request_digest, shard, sent, cached, plus __bytes (line length), __shard (index
+    of the shard the line was planned in) and __written (the line is in that shard's file) of
+    every rendered line."""
     if not pieces:
         return pl.DataFrame(schema={RECORD_ID: pl.String, ledger.DIGEST: pl.String, "shard": pl.String,
-                                    "sent": pl.Boolean, "cached": pl.Boolean, "__bytes": pl.Int64, "__shard": pl.Int64})
+                                    "sent": pl.Boolean, "cached": pl.Boolean, "__bytes": pl.Int64, "__shard": pl.Int64,
+                                    "__written": pl.Boolean})
     ids = pl.concat([p[0] for p in pieces], rechunk=True)
     digests = ledger.hex_digests(b"".join(p[1] for p in pieces))
     lengths = np.concatenate([p[2] for p in pieces]).astype(np.int64)
     index = np.concatenate([np.full(len(p[2]), p[3], dtype=np.int64) for p in pieces])
-    return pl.DataFrame({RECORD_ID: ids, ledger.DIGEST: digests, "shard": _shard_names(index, infos),
-                         "sent": np.ones(len(index), dtype=bool), "cached": np.zeros(len(index), dtype=bool),
-                         "__bytes": lengths, "__shard": index})
+    written = np.concatenate([p[4] for p in pieces])
+    return pl.DataFrame({RECORD_ID: ids, ledger.DIGEST: digests, "shard": _shard_names(np.where(written, index, -1), infos),
+                         "sent": written, "cached": np.zeros(len(index), dtype=bool),
+                         "__bytes": lengths, "__shard": index, "__written": written})
 
 
 def _shard_names(index: np.ndarray, infos: list[ShardInfo]) -> pl.Series:
@@ -885,42 +941,51 @@ def _rebuild(out: Path, infos: list[ShardInfo], requests: pl.DataFrame, spec: An
     ranges of the old files, in order), replacing them. Returns the new shards' infos."""
     old_index = requests["__shard"].to_numpy()
     lengths = requests["__bytes"].to_numpy()
+    written = requests["__written"].to_numpy()
     sent = requests["sent"].to_numpy()
-    # Offset of each line within its old file.
+    # Offset of each written line within its old file.
     starts = np.zeros(len(lengths), dtype=np.int64)
     for j in range(len(infos)):
-        mask = old_index == j
+        mask = (old_index == j) & written
         starts[mask] = np.concatenate(([0], np.cumsum(lengths[mask])[:-1]))
     kept = np.flatnonzero(sent)
     tmp = out / ".rebuild"
     tmp.mkdir(exist_ok=True)
     new_infos: list[ShardInfo] = []
-    if len(kept):
-        bounds = _plan(len(kept), lengths[kept], spec)
-        ids = requests[RECORD_ID]
-        for g in range(len(bounds) - 1):
-            rows = kept[bounds[g] : bounds[g + 1]]
-            hasher = content_digest()
-            size = 0
-            with open(tmp / SHARD_NAME.format(g), "wb") as dst:
-                # Runs of lines contiguous in one old file are copied in one read.
-                brk = np.flatnonzero((np.diff(old_index[rows]) != 0) | (np.diff(rows) != 1)) + 1
-                for run in np.split(rows, brk):
-                    src_name = SHARD_NAME.format(int(old_index[run[0]]))
-                    a, b = int(starts[run[0]]), int(starts[run[-1]] + lengths[run[-1]])
-                    with open(out / src_name, "rb") as src:
+    sources: dict[int, Any] = {}
+    try:
+        if len(kept):
+            bounds = _plan(len(kept), lengths[kept], spec)
+            ids = requests[RECORD_ID]
+            for g in range(len(bounds) - 1):
+                rows = kept[bounds[g] : bounds[g + 1]]
+                hasher = content_digest()
+                size = 0
+                dst = open(tmp / SHARD_NAME.format(g), "wb")  # noqa: SIM115 - released below
+                try:
+                    # Runs of lines contiguous in one old file are copied with one read.
+                    brk = np.flatnonzero((np.diff(old_index[rows]) != 0) | (np.diff(starts[rows]) != lengths[rows[:-1]])) + 1
+                    for run in np.split(rows, brk):
+                        j = int(old_index[run[0]])
+                        src = sources.get(j) or sources.setdefault(j, open(out / SHARD_NAME.format(j), "rb"))  # noqa: SIM115
+                        a, b = int(starts[run[0]]), int(starts[run[-1]] + lengths[run[-1]])
                         src.seek(a)
                         data = src.read(b - a)
-                    hasher.update(data)
-                    dst.write(data)
-                    size += len(data)
-            new_infos.append(ShardInfo(
-                name=SHARD_NAME.format(g), records=len(rows), bytes=size, digest=hasher.hexdigest(),
-                first_record_id=ids[int(rows[0])], last_record_id=ids[int(rows[-1])],
-                # The rows of the records table the shard's records come from (not every row in
-                # between: cached and duplicate rows are answered from the ledger).
-                row_start=int(rows[0]), row_stop=int(rows[-1]) + 1,
-            ))
+                        hasher.update(data)
+                        dst.write(data)
+                        size += len(data)
+                finally:
+                    _release(dst)
+                new_infos.append(ShardInfo(
+                    name=SHARD_NAME.format(g), records=len(rows), bytes=size, digest=hasher.hexdigest(),
+                    first_record_id=ids[int(rows[0])], last_record_id=ids[int(rows[-1])],
+                    # Positions in requests.parquet of the first and last record it holds (cached and
+                    # repeated records between them are answered from the ledger, not by this shard).
+                    row_start=int(rows[0]), row_stop=int(rows[-1]) + 1,
+                ))
+    finally:
+        for src in sources.values():
+            src.close()
     _clear(out)
     for f in tmp.iterdir():
         f.rename(out / f.name)
@@ -932,7 +997,6 @@ def request_digests(lf: pl.LazyFrame, spec: Any, provider: Provider, piece_rows:
     """`record_id, request_digest` of every record `lf` would send under `spec` now (rendered
     and digested as jsonl_shards does, nothing written). joined_results' `answers_match_requests`
     compares these with the digests of the answers it joined."""
-    seed = ledger.request_seed(spec.model_id, spec.invocation_type)
     rows = int(lf.select(pl.len()).collect().item())
     ids: list[pl.Series] = []
     raw: list[bytes] = []
@@ -940,7 +1004,7 @@ def request_digests(lf: pl.LazyFrame, spec: Any, provider: Provider, piece_rows:
         df = _render_piece(lf, spec, provider, start, min(rows, start + piece_rows), check=False)
         if df.height:
             ids.append(df[RECORD_ID])
-            raw.append(_request_digests(df, seed)[0])
+            raw.append(_request_digests(df)[0])
     if not ids:
         return pl.DataFrame(schema={RECORD_ID: pl.String, ledger.DIGEST: pl.String})
     return pl.DataFrame({RECORD_ID: pl.concat(ids), ledger.DIGEST: ledger.hex_digests(b"".join(raw))})

@@ -195,3 +195,15 @@ def test_shard_lines_give_back_their_record_ids(tmp_path, record_id):
     path.write_text(json.dumps({"recordId": record_id, "modelInput": {"x": record_id}}, ensure_ascii=False,
                                separators=(",", ":")) + "\n", encoding="utf-8")
     assert _record_ids_of_lines(path).collect()["record_id"].to_list() == [record_id]
+
+
+@pytest.mark.parametrize("distinct, want", [(1000, [1000]), (2900, [1000, 1000, 900]), (30, [30])])
+def test_repeats_across_pieces_and_shards_are_sent_once(tmp_path, distinct, want):
+    spec = make_spec(max_records_per_job=1000, min_records_per_job=100)
+    lf = _records(q=[f"question {i % distinct}" for i in range(3000)])
+    out = _write(tmp_path, spec, lf)
+    assert [s.records for s in out.shards] == want
+    lines = _shard_lines(tmp_path, out)
+    assert [json.loads(line)["recordId"] for line in lines] == [f"R{i:010d}" for i in range(distinct)]
+    assert out.duplicates == 3000 - distinct and out.requests["sent"].sum() == distinct
+    assert out.requests.filter(~pl.col("sent"))["shard"].null_count() == 3000 - distinct
