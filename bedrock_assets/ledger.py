@@ -136,7 +136,8 @@ def reusable(answers: pl.LazyFrame, fresh: bool = False) -> pl.LazyFrame:
 
 def best_answers(answers: pl.LazyFrame) -> pl.LazyFrame:
     """One ledger row per request digest: a success over a permanent error over a transient
-    one, then the newest (a forced fresh answer replaces the old), then a stable order."""
+    one, then the newest (a forced fresh answer replaces the old), then a stable order. The
+    choice is made on the key columns only; the answers themselves are not sorted."""
     err = pl.col("error_code")
     rank = (
         pl.when(err.is_null() & pl.col("error_message").is_null()).then(0)
@@ -144,12 +145,14 @@ def best_answers(answers: pl.LazyFrame) -> pl.LazyFrame:
         .then(1)
         .otherwise(2)
     )
-    return (
-        answers.with_columns(rank.alias("__rank"))
-        .sort([DIGEST, "__rank", "answered_at", "job_arn"], descending=[False, False, True, False], nulls_last=True)
-        .unique(subset=DIGEST, keep="first", maintain_order=True)
-        .drop("__rank")
+    keyed = answers.with_row_index("__i")
+    chosen = (
+        keyed.select("__i", DIGEST, rank.alias("__rank"), "answered_at", "job_arn")
+        .sort([DIGEST, "__rank", "answered_at", "job_arn", "__i"], descending=[False, False, True, False, False], nulls_last=True)
+        .unique(subset=DIGEST, keep="first")
+        .select("__i")
     )
+    return keyed.join(chosen, on="__i", how="semi").drop("__i")
 
 
 def empty_ledger(provider: Provider) -> pl.LazyFrame:

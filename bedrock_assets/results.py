@@ -609,30 +609,31 @@ def ledger_answer_columns(provider: Provider) -> pl.Schema:
     return pl.Schema(_empty_output_schema(provider) | _LEDGER_LABELS)
 
 
-def _ledger_segment(
-    ids: pl.DataFrame, requests: pl.DataFrame, answers: pl.DataFrame, provider: Provider, skip_empty: bool
-) -> pl.DataFrame:
-    """The answer columns for the record ids `ids` (in their order): each record's request
-    (requests.parquet) and that request's best ledger answer. A record with no request was
-    skipped (skip_empty); one whose request has no answer is missing."""
+def _ledger_segment(index: pl.DataFrame, answers: pl.DataFrame, provider: Provider, skip_empty: bool) -> pl.DataFrame:
+    """The answer columns for a slice of `index` (one row per record, in record order: `__a` =
+    the row of `answers` holding its request's answer, `request_digest`, `cached`; see
+    write_answers). A record with no request was skipped (skip_empty); one whose request has no
+    answer is missing. Gathered by position, so a slice costs its own rows, not the table's."""
     cols = list(_empty_output_schema(provider))
-    joined = (
-        ids.lazy()
-        .join(requests.lazy().select(RECORD_ID, "request_digest", "cached"), on=RECORD_ID, how="left", maintain_order="left")
-        .join(answers.lazy().select("request_digest", *cols, "attempt", "answered_by").with_columns(pl.lit(True).alias(_MATCHED)),
-              on="request_digest", how="left", maintain_order="left")
-    )
+    matched = index["__a"].is_not_null()
+    picked = answers.select(*cols, "attempt", "answered_by").gather(index["__a"].fill_null(0)) if answers.height else None
+    frame = index.select("request_digest", "cached").with_columns(matched.alias(_MATCHED))
+    if picked is None:
+        frame = frame.with_columns(pl.lit(None, dtype).alias(name) for name, dtype in
+                                   (_empty_output_schema(provider) | {"attempt": pl.Int32(), "answered_by": pl.String()}).items())
+    else:
+        frame = frame.with_columns(picked.with_columns(pl.when(matched).then(pl.col(c)) for c in picked.columns))
     status = (
         pl.when(pl.col("request_digest").is_null()).then(pl.lit(STATUS_SKIPPED if skip_empty else STATUS_MISSING))
-        .when(pl.col(_MATCHED).is_null()).then(pl.lit(STATUS_MISSING))
+        .when(~pl.col(_MATCHED)).then(pl.lit(STATUS_MISSING))
         .when(pl.col("error_code").is_not_null() | pl.col("error_message").is_not_null()).then(pl.lit(STATUS_FAILED))
         .otherwise(pl.lit(STATUS_SUCCEEDED))
     )
-    answered_by = pl.when(pl.col("cached").fill_null(False) & pl.col(_MATCHED).is_not_null()).then(pl.lit("cache")).otherwise(pl.col("answered_by"))
-    return joined.select(
+    answered_by = pl.when(pl.col("cached").fill_null(False) & pl.col(_MATCHED)).then(pl.lit("cache")).otherwise(pl.col("answered_by"))
+    return frame.select(
         *cols, pl.col("attempt").cast(pl.Int32), answered_by.alias("answered_by"),
-        pl.when(pl.col(_MATCHED).is_not_null()).then(pl.col("request_digest")).alias("request_digest"), status.alias("status"),
-    ).collect()
+        pl.when(pl.col(_MATCHED)).then(pl.col("request_digest")).alias("request_digest"), status.alias("status"),
+    )
 
 
 def write_answers(
@@ -656,6 +657,11 @@ def write_answers(
     schema = ledger_answer_columns(provider)
     counts = dict.fromkeys((STATUS_SUCCEEDED, STATUS_FAILED, STATUS_SKIPPED, STATUS_MISSING), 0)
     encode = _encoder(schema, compression)
+    # One join of keys only: each record -> its request -> the row of `answers` answering it.
+    # The answer columns are then gathered per row group by position.
+    keys = requests.select(RECORD_ID, "request_digest", "cached").join(
+        answers.select("request_digest").with_row_index("__a"), on="request_digest", how="left", maintain_order="left")
+    index = records_scan.select(RECORD_ID).collect().join(keys, on=RECORD_ID, how="left", maintain_order="left")
     writer = parquet_splice.SplicedParquetWriter(records_path, dest_path)
     rows = 0
     try:
@@ -663,8 +669,7 @@ def write_answers(
             pending: deque[Future[bytes]] = deque()
             start = 0
             for n in writer.left_row_counts:
-                ids = records_scan.select(RECORD_ID).slice(start, n).collect()
-                frame = _ledger_segment(ids, requests, answers, provider, skip_empty) if n else pl.DataFrame()
+                frame = _ledger_segment(index.slice(start, n), answers, provider, skip_empty) if n else pl.DataFrame()
                 start += n
                 rows += frame.height
                 if frame.height:
