@@ -292,12 +292,20 @@ def wait_for_job(
 
 
 def stop_job(client: Any, job_arn: str, *, log: Log = print, wait_seconds: float = 60.0, sleep: Callable[[float], None] = time.sleep) -> dict:
-    """StopModelInvocationJob and wait (bounded) for Stopped; what it processed is billed and kept."""
+    """StopModelInvocationJob and wait (bounded) for Stopped; what it processed is billed and kept.
+
+    A job that ended meanwhile (a cancel at the moment it finishes) is not an error: real Bedrock
+    answers ValidationException "… State was: Completed" (docs/emulator.md), older emulators a
+    ConflictException; either way the job's final state is read and returned."""
     try:
         client.stop_model_invocation_job(jobIdentifier=job_arn)
         log(f"{job_id_from_arn(job_arn)}: stop requested")
     except client.exceptions.ConflictException:
         pass  # already terminal: nothing to stop
+    except client.exceptions.ValidationException as exc:
+        if "State was" not in str(exc) and describe(client, job_arn).get("status") not in TERMINAL:
+            raise
+        log(f"{job_id_from_arn(job_arn)}: already ended, nothing to stop")
     deadline = time.monotonic() + wait_seconds
     while True:
         job = describe(client, job_arn)

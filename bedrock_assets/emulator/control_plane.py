@@ -202,8 +202,9 @@ class ControlPlane:
         with self.lock:
             job = self.find(identifier)
             if job.terminal:
-                # Unconfirmed for the real service (facts §1.4); Conflict is the safe reading.
-                raise errors.conflict(f"The job {job.job_id} is already {job.status} and cannot be stopped.")
+                # As real Bedrock answers (docs/emulator.md, "Errors"): a ValidationException whose
+                # message names the state, not a ConflictException.
+                raise errors.validation(f"Job {job.arn} cannot be stopped. State was: {job.status}")
             if job.status != "Stopping":
                 job.stop_requested = True
                 job.status = "Stopping"

@@ -124,12 +124,24 @@ def test_malformed_job_identifier_is_a_validation_error(harness):
         harness.bedrock.get_model_invocation_job(jobIdentifier="NOT-A-JOB")
 
 
-def test_stop_on_a_terminal_job_is_a_conflict(harness):
+def test_stop_on_an_ended_job_is_a_validation_error_naming_the_state(harness):
     arn = harness.create_job(_input(harness))
     assert harness.wait(arn)["status"] == "Completed"
-    with pytest.raises(harness.bedrock.exceptions.ConflictException) as caught:
+    with pytest.raises(harness.bedrock.exceptions.ValidationException) as caught:
         harness.bedrock.stop_model_invocation_job(jobIdentifier=arn)
     assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "State was: Completed" in str(caught.value)
+
+
+def test_stop_job_treats_an_ended_job_as_stopped_already(harness):
+    """A run cancelled just as its job finishes records the job's end instead of raising."""
+    from bedrock_assets import jobs
+
+    arn = harness.create_job(_input(harness))
+    assert harness.wait(arn)["status"] == "Completed"
+    lines: list[str] = []
+    assert jobs.stop_job(harness.bedrock, arn, log=lines.append)["status"] == "Completed"
+    assert any("already ended" in line for line in lines)
 
 
 def test_stop_a_scheduled_job(make_harness):
