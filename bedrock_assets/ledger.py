@@ -31,9 +31,9 @@ import xxhash
 from pydantic import BaseModel, ConfigDict
 
 from bedrock_assets.providers import Provider
+from bedrock_assets.storage import ANSWERS_PREFIX
 
 DIGEST = "request_digest"
-ANSWERS_PREFIX = "answers/"
 # Per-record error codes worth another try (throttling, 5xx, timeouts). Bedrock writes numbers
 # (AWS example: 400) and other producers strings, so both spellings count (docs/ledger.md).
 TRANSIENT_CODES = frozenset(

@@ -15,6 +15,9 @@ from typing import Any, Iterator
 # `[-!_*'().a-zA-Z0-9]` per segment (facts §1.1), and Dagster's UI backfill splits keys on commas.
 INPUT_NAME = re.compile(r"^[A-Za-z0-9][-_.A-Za-z0-9]{0,120}$")
 SUPPORTED_INPUT_SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson")
+# The answer ledger (docs/ledger.md): shared by every partition of a model, so outside the
+# partition folders; the runtime role reads and writes it (deploy/iam).
+ANSWERS_PREFIX = "answers/"
 
 
 class PartitionKeyError(ValueError):
@@ -73,6 +76,11 @@ class PartitionLayout:
     @property
     def shards_manifest_key(self) -> str:
         return f"{self.shards_prefix}manifest.json"
+
+    @property
+    def answers_prefix(self) -> str:
+        """The answer ledger of every model (ledger.LedgerFile keys live under it)."""
+        return ANSWERS_PREFIX
 
     @property
     def requests_key(self) -> str:

@@ -29,9 +29,9 @@ from typing import Any
 IAM_DIR = Path(__file__).resolve().parent / "iam"
 
 # The S3 layout of docs/ARCHITECTURE.md.  Nothing else in the bucket is touched.
-PROJECT_PREFIXES = ("inputs", "records", "shards", "outputs", "jobs", "results")
+PROJECT_PREFIXES = ("inputs", "records", "shards", "outputs", "jobs", "answers", "results")
 # Prefixes the runtime writes.  inputs/ belongs to the users who drop files, outputs/ to Bedrock.
-RUNTIME_WRITE_PREFIXES = ("records", "shards", "jobs", "results")
+RUNTIME_WRITE_PREFIXES = ("records", "shards", "jobs", "answers", "results")
 
 TEMPLATES = {
     "bedrock-batch-service-role-trust.json": "trust",
