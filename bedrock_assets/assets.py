@@ -233,8 +233,7 @@ def jsonl_shards(context: dg.AssetExecutionContext, config: ShardsConfig, storag
         for s in shard_docs
         if not (s["records"] <= spec.max_records_per_job and s["bytes"] <= spec.max_bytes_per_file)
     ]
-    threshold = max(spec.on_demand_below or 0, spec.min_records_per_job)
-    on_demand = [s["name"] for s in shard_docs if s["records"] < threshold]
+    on_demand = [s["name"] for s in shard_docs if s["records"] < spec.on_demand_threshold]
     check = dg.AssetCheckResult(
         check_name="shard_limits_respected",
         passed=not over,
@@ -368,7 +367,7 @@ def summarize_shard_jobs(context: dg.OpExecutionContext, bedrock: BedrockBatch, 
     shard_jobs = sorted((j for j in shard_jobs if j["shard"] is not None), key=lambda j: j["shard"])
     batch_attempts = [a for shard in shard_jobs for a in shard["attempts"] if a["route"] == "batch"]
     for a in batch_attempts:
-        # Bedrock's own totals; embedding manifests may lack outputTokenCount (facts §4).
+        # Bedrock's own totals; embedding manifests may lack outputTokenCount (docs/bedrock-facts.md §4).
         manifest = get_json(s3, layout.bucket, a["output_prefix"] + "manifest.json.out") or {}
         a["input_tokens"] = manifest.get("inputTokenCount", 0)
         a["output_tokens"] = manifest.get("outputTokenCount", 0)
@@ -443,9 +442,10 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
         records_local = Path(tmp) / "records.parquet"
         s3.download_file(layout.bucket, layout.records_key, str(records_local))
         requests = pl.read_parquet(layout.uri(layout.requests_key), storage_options=opts)
+        ledger_uris = _ledger_uris(s3, layout, spec)
         asked = requests.select(ledger.DIGEST).unique().lazy()
         answers = ledger.best_answers(
-            ledger.scan_ledger(_ledger_uris(s3, layout, spec), provider, opts).join(asked, on=ledger.DIGEST, how="semi")
+            ledger.scan_ledger(ledger_uris, provider, opts).join(asked, on=ledger.DIGEST, how="semi")
         ).collect()
         stats = results.write_answers(
             records_local, requests, answers, provider, local, skip_empty=spec.skip_empty, compression=spec.results_compression,
@@ -467,8 +467,9 @@ def joined_results(context: dg.AssetExecutionContext, storage: ProjectStorage) -
         by = dict(written.group_by("answered_by").len().collect().iter_rows())
         s3.upload_file(str(local), layout.bucket, layout.results_key)
     # Paid twice: a request answered successfully more than once by this partition's attempts.
-    own = [layout.uri(a["ledger_key"]) for a in attempts_run if a.get("ledger_key")]
-    own = [u for u in own if list(list_keys(s3, layout.bucket, u.split("/", 3)[3]))]
+    # (the files this partition's attempts wrote, among those the ledger listing found)
+    listed = set(ledger_uris)
+    own = [u for u in (layout.uri(a["ledger_key"]) for a in attempts_run if a.get("ledger_key")) if u in listed]
     ok = ledger.scan_ledger(own, provider, opts).filter(pl.col("error_code").is_null() & pl.col("error_message").is_null())
     duplicates = int(ok.select(pl.len() - pl.col(ledger.DIGEST).n_unique()).collect().item()) if own else 0
     orphans = sum(int(a.get("orphans") or 0) for a in attempts_run)

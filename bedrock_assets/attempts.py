@@ -36,7 +36,6 @@ import botocore.exceptions
 import polars as pl
 
 from bedrock_assets import jobs, ledger, results, shards
-from bedrock_assets.ledger import TRANSIENT_CODES
 from bedrock_assets.storage import PartitionLayout, list_keys, put_json
 
 Log = Callable[[str], None]
@@ -64,10 +63,6 @@ class ShardRun:
     requests: pl.DataFrame | None = None
 
     @property
-    def on_demand_below(self) -> int:
-        return max(self.spec.on_demand_below or 0, self.spec.min_records_per_job)
-
-    @property
     def model_key(self) -> str:
         return ledger.model_key(self.spec.model_id, self.spec.invocation_type)
 
@@ -89,10 +84,6 @@ def interrupts_deferred():
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-
-
-def is_transient(code: Any) -> bool:
-    return code is not None and str(code) in TRANSIENT_CODES
 
 
 def _record_ids_of_lines(path: str | Path) -> pl.LazyFrame:
@@ -120,7 +111,7 @@ def outstanding(input_file: str, outputs: pl.DataFrame) -> tuple[list[str], int]
         pl.col("error_code").cast(pl.String).drop_nulls().first().alias("code"),
     )
     joined = asked.join(per_record, on="record_id", how="left").collect()
-    transient = pl.col("code").is_in(list(TRANSIENT_CODES))
+    transient = ledger.is_transient(pl.col("code"))
     todo = joined.filter(pl.col("ok").is_null() | (~pl.col("ok") & transient))
     permanent = joined.filter((pl.col("ok") == False) & ~transient).height  # noqa: E712
     return todo.get_column("record_id").sort().to_list(), permanent
@@ -143,15 +134,12 @@ def _output_uris(s3: Any, layout: PartitionLayout, prefix: str) -> list[str]:
 # On-demand calls in flight at once per shard step: enough to finish a sub-minimum remainder in
 # seconds, few enough to stay well under the runtime's per-model request quota.
 ON_DEMAND_CONCURRENCY = 4
-_MODEL_INPUT_KEY = ',"modelInput":'
-
-
 def _split_line(text: str) -> tuple[str, str]:
     """(record id, the modelInput's JSON text exactly as in the shard) of a line we wrote:
     `{"recordId":<string>,"modelInput":<body>}`. Inside the id string every quote is escaped,
     so the first `,"modelInput":` is the key."""
-    cut = text.index(_MODEL_INPUT_KEY)
-    return json.loads(text[:cut] + "}")["recordId"], text[cut + len(_MODEL_INPUT_KEY) : text.rindex("}")]
+    cut = text.index(shards.MODEL_INPUT_KEY)
+    return json.loads(text[:cut] + "}")["recordId"], text[cut + len(shards.MODEL_INPUT_KEY) : text.rindex("}")]
 
 
 def _invoke_on_demand(runtime: Any, run: ShardRun, record_id: str, body: str, sleep: Callable[[float], None]) -> dict:
@@ -248,7 +236,7 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
     attempt, failed_retries = 1, 0
     n = run.shard["records"]
     while True:
-        if n < run.on_demand_below:
+        if n < run.spec.on_demand_threshold:
             # Under the minimum job size (a small input, or the remainder of a shard): on-demand.
             record["attempts"].append(answer_on_demand(runtime, s3, run, input_file, attempt))
             put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
@@ -332,7 +320,7 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
         next_file = work / f"a{attempt}.jsonl"
         n, _, digest = write_subset(str(input_file), todo, next_file)
         input_file, input_digest = next_file, digest
-        if n < run.on_demand_below:
+        if n < run.spec.on_demand_threshold:
             continue  # answered on-demand at the top of the loop
         input_key = f"{layout.shards_prefix}retries/{run.name.removesuffix('.jsonl')}/a{attempt}/{run.name}"
         s3.upload_file(str(next_file), layout.bucket, input_key)

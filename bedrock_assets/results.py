@@ -1,7 +1,7 @@
 """joined_results: read Bedrock's `.jsonl.out` files, parse them per provider, left-join onto
 the records.
 
-Output lines come in any order (facts §4) and look like
+Output lines come in any order (docs/bedrock-facts.md §4) and look like
 `{"recordId", "modelInput", "modelOutput"}` or `{"recordId", "modelInput", "error": {"errorCode",
 "errorMessage"}}`. The JSON reader is given a schema without `modelInput`, so the echoed request
 (large, and possibly PII) is never materialised.
@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from bedrock_assets import parquet_splice
+from bedrock_assets import ledger, parquet_splice
 from bedrock_assets.prefetch import prefetched
 from bedrock_assets.providers import Provider
 from bedrock_assets.records import RECORD_ID
@@ -109,7 +109,7 @@ def read_outputs(
     paths = sorted(str(p) for p in uris_or_paths if not is_manifest(str(p)))
     if not paths:
         schema = {RECORD_ID: pl.String} | {
-            name: dtype for name, dtype in _empty_output_schema(provider).items()
+            name: dtype for name, dtype in ledger.answer_schema(provider).items()
         } | {_FILE: pl.String, _LINE: pl.UInt32}
         return pl.LazyFrame(schema=schema)
     return _parse_lines(_scan_lines(paths, storage_options), provider)
@@ -158,7 +158,7 @@ def _uniform_columns(provider: Provider, record_id: pl.Expr) -> list[pl.Expr]:
 
 
 # Each output line repeats its request before the answer (`{"recordId", "modelInput",
-# "modelOutput" | "error"}`, facts §4), and the request is ~2/3 of the bytes. `"modelOutput":` (or
+# "modelOutput" | "error"}`, docs/bedrock-facts.md §4), and the request is ~2/3 of the bytes. `"modelOutput":` (or
 # `"error":`) with both quotes unescaped can only be a key (inside a JSON string a quote is `\"`),
 # and request bodies built by the providers have no key of either name, so `{` + the line from that
 # key on is the line without the request whatever the key order. The record id is then in that
@@ -272,10 +272,6 @@ def _first_bad_line(lines: pl.LazyFrame) -> str | None:
     return None
 
 
-def _empty_output_schema(provider: Provider) -> dict[str, pl.DataType]:
-    probe = pl.DataFrame({"mo": pl.Series([None], dtype=provider.output_schema)})
-    cols = probe.select(**provider.output_columns(pl.col("mo"))).schema
-    return dict(cols) | {"error_code": pl.String(), "error_message": pl.String()}
 
 
 def count_duplicates(outputs: pl.LazyFrame) -> int:
@@ -502,6 +498,36 @@ def _encoder(schema: pl.Schema, compression: str) -> Callable[[pl.DataFrame], by
     return encode
 
 
+def _splice(
+    records_path: str | os.PathLike[str],
+    dest_path: str | os.PathLike[str],
+    schema: pl.Schema,
+    compression: str,
+    frames: Callable[[Sequence[int]], Iterable[pl.DataFrame]],
+) -> None:
+    """Write results.parquet at `dest_path`: records.parquet's encoded column chunks (copied,
+    see parquet_splice) beside the answer columns `frames(row group sizes)` yields, one frame
+    per records.parquet row group, encoded with `schema` and `compression`. A failure leaves no
+    file behind."""
+    encode = _encoder(schema, compression)
+    writer = parquet_splice.SplicedParquetWriter(records_path, dest_path)
+    try:
+        # pyarrow encodes a row group on one thread with the GIL released: two encoders keep both
+        # cores busy beside polars' work on the next frames; a few row groups in flight bound the memory.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode") as pool:
+            pending: deque[Future[bytes]] = deque()
+            for frame in frames(writer.left_row_counts):
+                pending.append(pool.submit(encode, frame))
+                while len(pending) > 3:
+                    writer.append(pending.popleft().result())
+            while pending:
+                writer.append(pending.popleft().result())
+        writer.close(schema_part=encode(pl.DataFrame(schema=schema)))
+    except BaseException:
+        writer.abort()
+        raise
+
+
 def write_results(
     records_path: str | os.PathLike[str],
     shards: Sequence[Any],
@@ -563,25 +589,8 @@ def write_results(
                 counts[status] += n
             yield table
 
-    encode = _encoder(schema, compression)
-    writer = parquet_splice.SplicedParquetWriter(records_path, dest_path)
-    try:
-        row_groups = writer.left_row_counts
-        ranges = segments(infos, sum(row_groups))
-        # pyarrow encodes a row group on one thread with the GIL released: two encoders keep both
-        # cores busy beside polars' parsing; a few row groups in flight bound the memory.
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode") as pool:
-            pending: deque[Future[bytes]] = deque()
-            for frame in regroup(answered_segments(ranges), row_groups):
-                pending.append(pool.submit(encode, frame))
-                while len(pending) > 3:
-                    writer.append(pending.popleft().result())
-            while pending:
-                writer.append(pending.popleft().result())
-        writer.close(schema_part=encode(pl.DataFrame(schema=schema)))
-    except BaseException:
-        writer.abort()
-        raise
+    _splice(records_path, dest_path, schema, compression,
+            lambda row_groups: regroup(answered_segments(segments(infos, sum(row_groups))), row_groups))
     duplicates, orphans, rows = tally["duplicates"], tally["orphans"], tally["rows"]
     for f in orphan_files:
         orphans += int(read_outputs([f], provider, storage_options=opts).select(pl.len()).collect().item())
@@ -606,7 +615,7 @@ _LEDGER_LABELS = {"attempt": pl.Int32(), "answered_by": pl.String(), "request_di
 
 def ledger_answer_columns(provider: Provider) -> pl.Schema:
     """Names and types of the columns write_answers adds after the records' own columns."""
-    return pl.Schema(_empty_output_schema(provider) | _LEDGER_LABELS)
+    return pl.Schema(ledger.answer_schema(provider) | _LEDGER_LABELS)
 
 
 def _ledger_segment(index: pl.DataFrame, answers: pl.DataFrame, provider: Provider, skip_empty: bool) -> pl.DataFrame:
@@ -614,13 +623,13 @@ def _ledger_segment(index: pl.DataFrame, answers: pl.DataFrame, provider: Provid
     the row of `answers` holding its request's answer, `request_digest`, `cached`; see
     write_answers). A record with no request was skipped (skip_empty); one whose request has no
     answer is missing. Gathered by position, so a slice costs its own rows, not the table's."""
-    cols = list(_empty_output_schema(provider))
+    cols = list(ledger.answer_schema(provider))
     matched = index["__a"].is_not_null()
     picked = answers.select(*cols, "attempt", "answered_by").gather(index["__a"].fill_null(0)) if answers.height else None
     frame = index.select("request_digest", "cached").with_columns(matched.alias(_MATCHED))
     if picked is None:
         frame = frame.with_columns(pl.lit(None, dtype).alias(name) for name, dtype in
-                                   (_empty_output_schema(provider) | {"attempt": pl.Int32(), "answered_by": pl.String()}).items())
+                                   (ledger.answer_schema(provider) | {"attempt": pl.Int32(), "answered_by": pl.String()}).items())
     else:
         frame = frame.with_columns(picked.with_columns(pl.when(matched).then(pl.col(c)) for c in picked.columns))
     status = (
@@ -656,34 +665,26 @@ def write_answers(
         raise ValueError(f"{records_path}: input column(s) {', '.join(clash)} have the name of a result column")
     schema = ledger_answer_columns(provider)
     counts = dict.fromkeys((STATUS_SUCCEEDED, STATUS_FAILED, STATUS_SKIPPED, STATUS_MISSING), 0)
-    encode = _encoder(schema, compression)
     # One join of keys only: each record -> its request -> the row of `answers` answering it.
     # The answer columns are then gathered per row group by position.
     keys = requests.select(RECORD_ID, "request_digest", "cached").join(
         answers.select("request_digest").with_row_index("__a"), on="request_digest", how="left", maintain_order="left")
     index = records_scan.select(RECORD_ID).collect().join(keys, on=RECORD_ID, how="left", maintain_order="left")
-    writer = parquet_splice.SplicedParquetWriter(records_path, dest_path)
     rows = 0
-    try:
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode") as pool:
-            pending: deque[Future[bytes]] = deque()
-            start = 0
-            for n in writer.left_row_counts:
-                frame = _ledger_segment(index.slice(start, n), answers, provider, skip_empty) if n else pl.DataFrame()
-                start += n
-                rows += frame.height
-                if frame.height:
-                    for status, k in frame["status"].value_counts().iter_rows():
-                        counts[status] += k
-                pending.append(pool.submit(encode, frame))
-                while len(pending) > 3:
-                    writer.append(pending.popleft().result())
-            while pending:
-                writer.append(pending.popleft().result())
-        writer.close(schema_part=encode(pl.DataFrame(schema=schema)))
-    except BaseException:
-        writer.abort()
-        raise
+
+    def frames(row_groups: Sequence[int]) -> Iterator[pl.DataFrame]:
+        nonlocal rows
+        start = 0
+        for n in row_groups:
+            frame = _ledger_segment(index.slice(start, n), answers, provider, skip_empty) if n else pl.DataFrame()
+            start += n
+            rows += frame.height
+            if frame.height:
+                for status, k in frame["status"].value_counts().iter_rows():
+                    counts[status] += k
+            yield frame
+
+    _splice(records_path, dest_path, schema, compression, frames)
     return ResultsSummary(
         rows=rows, succeeded=counts[STATUS_SUCCEEDED], failed=counts[STATUS_FAILED],
         skipped=counts[STATUS_SKIPPED], missing=counts[STATUS_MISSING], duplicates=0, orphans=0,

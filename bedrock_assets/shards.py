@@ -5,7 +5,7 @@ becomes a `concat_str` of literals and columns, the provider wraps it in its req
 polars' JSON serializer does the escaping (exactly what `json.loads` reads back). Rows stream
 through the engine in batches; no Python code runs per row.
 
-Shards obey Bedrock's quotas (facts §3): at most `max_records_per_job` records and
+Shards obey Bedrock's quotas (docs/bedrock-facts.md §3): at most `max_records_per_job` records and
 `max_bytes_per_file` bytes per file, and at least `min_records_per_job` records per job where the
 records allow it (fewer make one shard, which the shard step answers on-demand). Sizes are
 balanced (9,000 records over 50,000-record shards = 1 shard; 100,001 = 3 shards of ~33,334, not
@@ -196,7 +196,9 @@ def text_chars_expr(parts: Sequence[TemplatePart]) -> pl.Expr:
     return pl.sum_horizontal([pl.lit(lit_chars, pl.Int64)] + [_as_text(c).str.len_chars().cast(pl.Int64) for c in cols])
 
 
-_MODEL_INPUT_KEY = ',"modelInput":'
+# What follows a line's record id: the request body comes right after it (shards written here
+# always have this layout, which attempts and the request digests rely on).
+MODEL_INPUT_KEY = ',"modelInput":'
 
 
 def record_id_json() -> pl.Expr:
@@ -248,10 +250,10 @@ def line_expr(spec: Any, provider: Provider, newline: bool = False) -> pl.Expr:
     tail = "}\n" if newline else "}"
     slot = _text_slot_parts(spec, provider)
     if slot is None:
-        pieces = [pl.lit(_MODEL_INPUT_KEY), model_input_expr(spec, provider), pl.lit(tail)]
+        pieces = [pl.lit(MODEL_INPUT_KEY), model_input_expr(spec, provider), pl.lit(tail)]
     else:
         lead, escaped, trail = slot
-        pieces = [pl.lit(_MODEL_INPUT_KEY + lead), escaped, pl.lit(trail + tail)]
+        pieces = [pl.lit(MODEL_INPUT_KEY + lead), escaped, pl.lit(trail + tail)]
     return pl.concat_str([record_id_json(), *pieces]).alias("line")
 
 

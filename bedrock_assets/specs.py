@@ -19,7 +19,7 @@ from bedrock_assets import prompts, settings
 
 PACKAGED_SPECS = Path(__file__).with_name("batches.yaml")
 
-# Bedrock's quotas (facts §3): 100 minimum records per job (not adjustable), 50,000 records per
+# Bedrock's quotas (docs/bedrock-facts.md §3): 100 minimum records per job (not adjustable), 50,000 records per
 # job and per file (adjustable), 1 GB per input file (not adjustable).
 BEDROCK_MIN_RECORDS = 100
 BEDROCK_MAX_RECORDS = 50_000
@@ -77,6 +77,12 @@ class BatchSpec:
         if self.prompt_id is not None:
             return prompts.get_template(self.prompt_id)
         return None
+
+    @property
+    def on_demand_threshold(self) -> int:
+        """Shards and remainders with fewer records are answered on-demand, not by a batch job:
+        `on_demand_below`, never below Bedrock's minimum job size (`min_records_per_job`)."""
+        return max(self.on_demand_below or 0, self.min_records_per_job)
 
     @property
     def is_hf(self) -> bool:

@@ -101,7 +101,8 @@ def write_partition(s3, bucket: str, partition: str, counts: list[int], tmp: Pat
         docs.append({**info.to_dict(), "key": key, "uri": layout.uri(key)})
         start += n
     # requests.parquet, which each shard step reads for its records' request digests.
-    bodies = [line.encode()[line.encode().index(b',"modelInput":') + 14 : -1] for line in lines]
+    key = shards.MODEL_INPUT_KEY.encode()
+    bodies = [line.encode()[line.encode().index(key) + len(key) : -1] for line in lines]
     requests = pl.DataFrame({
         "record_id": ids,
         "request_digest": [ledger.digest_of_body(b, spec.model_id, spec.invocation_type) for b in bodies],
