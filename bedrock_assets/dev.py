@@ -31,7 +31,7 @@ def _wait_http(url: str, seconds: float) -> None:
 
 def _default_signals() -> None:
     # A child started from a non-interactive shell can inherit SIGINT/SIGTERM as ignored
-    # (DEVELOPERS.md trap); reset them so terminate() really stops `dagster dev`.
+    # (docs/bedrock-facts.md, local traps); reset them so terminate() really stops `dagster dev`.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 

@@ -6,7 +6,7 @@ model or a new body means a new job and a retry of the same work the same job �
 before the create call, during it, after Bedrock accepted it — finds the job on its next try and
 re-attaches instead of creating a second one. If the lookup misses a job that was just created
 (listing can lag), the create call replays the same clientRequestToken, which Bedrock treats as
-the same request (facts §1.1).
+the same request (docs/bedrock-facts.md §1.1).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class JobIdentity:
 
     @property
     def client_request_token(self) -> str:
-        # Alphanumeric only (facts §1.1 token regex); 64 hex chars fit the 256 limit.
+        # Alphanumeric only (docs/bedrock-facts.md §1.1 token regex); 64 hex chars fit the 256 limit.
         raw = f"{self._what}\n{self.shard_name}\n{self.attempt}"
         return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -83,7 +83,7 @@ class JobIdentity:
 
 
 def job_id_from_arn(job_arn: str) -> str:
-    """The 12-character job id Bedrock uses as the output folder name (facts §4)."""
+    """The 12-character job id Bedrock uses as the output folder name (docs/bedrock-facts.md §4)."""
     return job_arn.rsplit("/", 1)[-1]
 
 
@@ -184,7 +184,7 @@ def progress_line(job: dict) -> str:
     total = job.get("totalRecordCount") or 0
     done = job.get("processedRecordCount") or 0
     errors = job.get("errorRecordCount") or 0
-    # Counts read 0 while Validating (facts §7.5): say "?" rather than a misleading 0/0.
+    # Counts read 0 while Validating (docs/bedrock-facts.md §7.5): say "?" rather than a misleading 0/0.
     of = f"{done}/{total}" if total else "?/?"
     return f"{job.get('jobName', job_id_from_arn(job['jobArn']))}: {job.get('status')} {of} records, {errors} errors"
 
@@ -255,7 +255,7 @@ def wait_for_job(
     Polls start fast and back off to `poll_seconds`, and wake near the job's estimated end (see
     `next_pause`); a line is logged whenever status or record counts change so a stalled job is
     visible in the run log. Bedrock gives no SLA for the queue
-    (facts §7.3): a job still queued after `stuck_after_seconds` is reported once as stuck.
+    (docs/bedrock-facts.md §7.3): a job still queued after `stuck_after_seconds` is reported once as stuck.
     """
     delay = min(1.0, poll_seconds)
     last = None

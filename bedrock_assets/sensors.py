@@ -24,7 +24,7 @@ class InputCursor:
     """Newest LastModified seen, and the (key, ETag)s seen at exactly that instant.
 
     S3 timestamps have whole-second resolution, so "newer than the cursor" alone would skip a
-    file landing in the same second as the previous newest one (dagster-notes §1.11); keeping
+    file landing in the same second as the previous newest one (docs/bedrock-facts.md, local traps); keeping
     the keys seen at that second lets us list from one second earlier and drop only those.
     """
 

@@ -12,7 +12,7 @@ import re
 from typing import Any, Iterator
 
 # Input names become S3 key segments and Bedrock s3Uri segments; Bedrock's s3Uri regex only allows
-# `[-!_*'().a-zA-Z0-9]` per segment (facts §1.1), and Dagster's UI backfill splits keys on commas.
+# `[-!_*'().a-zA-Z0-9]` per segment (docs/bedrock-facts.md §1.1), and Dagster's UI backfill splits keys on commas.
 INPUT_NAME = re.compile(r"^[A-Za-z0-9][-_.A-Za-z0-9]{0,120}$")
 SUPPORTED_INPUT_SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson")
 # The answer ledger (docs/ledger.md): shared by every partition of a model, so outside the
@@ -88,7 +88,7 @@ class PartitionLayout:
         return f"{self.shards_prefix}requests.parquet"
 
     def outputs_prefix(self, shard_name: str) -> str:
-        # Bedrock writes `<this prefix>/<jobId>/<shard file>.out` (facts §4).
+        # Bedrock writes `<this prefix>/<jobId>/<shard file>.out` (docs/bedrock-facts.md §4).
         return f"outputs/{self.partition}/{shard_name.removesuffix('.jsonl')}/"
 
     def job_record_key(self, shard_name: str) -> str:

@@ -42,7 +42,7 @@ class EmulatorConfig:
 
     host: str = "127.0.0.1"
     port: int = 4566
-    # Quotas (facts §3): 20 submitted+in-progress jobs per model, 100..50,000 records, 1 GB per file.
+    # Quotas (docs/bedrock-facts.md §3): 20 submitted+in-progress jobs per model, 100..50,000 records, 1 GB per file.
     max_concurrent_jobs: int = 20
     min_records: int = 100
     max_records: int = 50_000

@@ -1,4 +1,4 @@
-"""The four batch operations of the `bedrock` control plane (facts §1), shared with the worker."""
+"""The four batch operations of the `bedrock` control plane (docs/bedrock-facts.md §1), shared with the worker."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from .stats import Stats
 
 log = logging.getLogger("bedrock_assets.emulator")
 
-# botocore checks lengths and required members but not these patterns (facts §1.6).
+# botocore checks lengths and required members but not these patterns (docs/bedrock-facts.md §1.6).
 JOB_NAME = re.compile(r"[a-zA-Z0-9]{1,63}(-*[a-zA-Z0-9\+\-\.]){0,63}")
 ROLE_ARN = re.compile(r"arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+")
 CLIENT_TOKEN = re.compile(r"[a-zA-Z0-9]{1,256}(-*[a-zA-Z0-9]){0,256}")

@@ -1,6 +1,6 @@
 """Model engines: turn a batch of modelInput bodies into provider-shaped modelOutput JSON.
 
-The engine is picked from the model id (facts §5): base ids, foundation-model / inference-profile
+The engine is picked from the model id (docs/bedrock-facts.md §5): base ids, foundation-model / inference-profile
 ARNs and cross-region profile ids (`us.`, `eu.`, `apac.`, `global.` ...) all resolve to a base id.
 A body that does not match the provider's schema becomes a 400 record error, the way the real
 service writes a per-record ValidationException instead of failing the job.

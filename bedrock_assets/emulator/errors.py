@@ -1,4 +1,4 @@
-"""AWS error shapes on the wire (facts §1.5, §1.6): `x-amzn-ErrorType` header + `{"message"}` body."""
+"""AWS error shapes on the wire (docs/bedrock-facts.md §1.5, §1.6): `x-amzn-ErrorType` header + `{"message"}` body."""
 
 from __future__ import annotations
 

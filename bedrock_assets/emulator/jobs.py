@@ -1,4 +1,4 @@
-"""The model invocation job record and its wire form (facts §1.2)."""
+"""The model invocation job record and its wire form (docs/bedrock-facts.md §1.2)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ ALL_STATUSES = (
     "Submitted", "InProgress", "Completed", "Failed", "Stopping", "Stopped",
     "PartiallyCompleted", "Expired", "Validating", "Scheduled",
 )
-# The service default is unconfirmed (facts §1.1); the shortest allowed value is the safe choice:
+# The service default is unconfirmed (docs/bedrock-facts.md §1.1); the shortest allowed value is the safe choice:
 # a client tested against it never relies on a longer window than it asked for.
 DEFAULT_TIMEOUT_HOURS = 24
 
@@ -100,7 +100,7 @@ class Job:
             "outputDataConfig": self.output_data_config,
             "timeoutDurationInHours": self.timeout_hours,
             "jobExpirationTime": iso(self.expiration_time),
-            # 0 while Submitted/Validating, as the real service reports (facts §7.5).
+            # 0 while Submitted/Validating, as the real service reports (docs/bedrock-facts.md §7.5).
             "totalRecordCount": self.total_records if counts_known else 0,
             "processedRecordCount": self.processed_records,
             "successRecordCount": self.success_records,

@@ -1,4 +1,4 @@
-"""Background job lifecycle (facts §2): Submitted -> Validating -> Scheduled -> InProgress -> end.
+"""Background job lifecycle (docs/bedrock-facts.md §2): Submitted -> Validating -> Scheduled -> InProgress -> end.
 
 One scheduler thread advances statuses; a small thread pool validates inputs and processes
 records, so several jobs run at once and request threads never block on model work.
@@ -153,7 +153,7 @@ class Lifecycle:
                     f"The input file {file_uri} is {found.size} bytes, over the "
                     f"{self.config.max_input_file_bytes}-byte input file size quota."
                 )
-            # Nested folders keep their relative path in the output (facts §4, unconfirmed).
+            # Nested folders keep their relative path in the output (docs/bedrock-facts.md §4, unconfirmed).
             name = posixpath.basename(found.key) if single else found.key[len(prefix):]
             file_index = len(files)
             files.append((file_uri, name + ".out"))
@@ -190,7 +190,7 @@ class Lifecycle:
                 raise ValidationFailure(f"Line {line_number} of {file_uri} is not a JSON object.")
             record_id = parsed.get("recordId")
             if record_id is None:
-                # The service assigns ids to records without one (facts §3); 11 alphanumerics.
+                # The service assigns ids to records without one (docs/bedrock-facts.md §3); 11 alphanumerics.
                 record_id = f"CALL{already + len(records) + 1:07d}"
             records.append(
                 InputRecord(file_index, str(record_id), parsed.get("modelInput"), "modelInput" in parsed)
@@ -284,7 +284,7 @@ class Lifecycle:
         return success, failed, in_tokens, out_tokens
 
     def _write_outputs(self, job: Job, lines: list[list[str]], complete: bool) -> None:
-        """`<output>/<jobId>/<input file>.out` per input file + `manifest.json.out` (facts §4).
+        """`<output>/<jobId>/<input file>.out` per input file + `manifest.json.out` (docs/bedrock-facts.md §4).
 
         A stopped or timed-out job writes only the files it has processed records for.
         """

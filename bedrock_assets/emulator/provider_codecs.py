@@ -1,4 +1,4 @@
-"""Provider request/response codecs (facts §5): read a modelInput into a neutral ChatRequest
+"""Provider request/response codecs (docs/bedrock-facts.md §5): read a modelInput into a neutral ChatRequest
 and write a Generation back in that provider's exact response shape.
 
 Parse errors are RecordErrors with Bedrock's per-record ValidationException wording.

@@ -1,5 +1,5 @@
 """The Converse invocation type (`invocation_type: Converse` in the spec): one body for every
-chat model (facts §5).
+chat model (docs/bedrock-facts.md §5).
 
 Request: `{["system":[{"text"}]], "inferenceConfig":{"maxTokens",["temperature","topP",
 "stopSequences"]}, ["additionalModelRequestFields":{...}], "messages":[{"role":"user",
@@ -30,7 +30,7 @@ from bedrock_assets.providers.base import Provider, ProviderError, estimated_tok
 from bedrock_assets.providers.nova import MESSAGES_V1_OUTPUT, messages_v1_output_columns
 
 FAMILY = "converse"
-# Chat models with batch support but no InvokeModel provider here (facts §5: Llama 4 and the
+# Chat models with batch support but no InvokeModel provider here (docs/bedrock-facts.md §5: Llama 4 and the
 # later additions). Converse is their only shape in this project.
 CONVERSE_ONLY_PREFIXES = ("meta.llama4-", "qwen.", "deepseek.", "openai.gpt-oss")
 DEFAULT_CONTEXT = 128_000

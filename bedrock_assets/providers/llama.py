@@ -1,6 +1,6 @@
 """Meta Llama 3.x instruct models (3, 3.1, 3.2, 3.3), InvokeModel type.
 
-Request (facts §5): `{"max_gen_len", ["temperature","top_p"], "prompt"}` where `prompt` is the
+Request (docs/bedrock-facts.md §5): `{"max_gen_len", ["temperature","top_p"], "prompt"}` where `prompt` is the
 record's text wrapped in the Llama 3 chat template:
 
     <|begin_of_text|>[<|start_header_id|>system<|end_header_id|>\\n\\n{system}<|eot_id|>]

@@ -1,4 +1,4 @@
-"""Mistral AI models, InvokeModel type. The body shape is chosen by model id (facts §5):
+"""Mistral AI models, InvokeModel type. The body shape is chosen by model id (docs/bedrock-facts.md §5):
 
 * Text completion (Mistral 7B, Mixtral 8x7B, Mistral Large 24.02, Mistral Small 24.02):
   `{"max_tokens", ["temperature","top_p","top_k","stop"], "prompt": "<s>[INST] {text} [/INST]"}`
@@ -7,8 +7,8 @@
   line.
 * Chat (Mistral Large 2, 24.07): `{"max_tokens", ["temperature","top_p"], "messages":
   [{"role":"system","content"}, {"role":"user","content"}]}` -> `choices[0].message.content`,
-  `choices[0].stop_reason`. **Unconfirmed**: this shape was not checked against AWS's docs (the
-  facts file marks it so); the emulator answers it.
+  `choices[0].stop_reason`. **Unconfirmed**: this shape was not checked against AWS's docs (unconfirmed in
+  docs/bedrock-facts.md §5); the emulator answers it.
 
 Neither response carries token counts in the body, so `input_tokens` / `output_tokens` are null
 per record (a `usage{prompt_tokens,completion_tokens}` is read if a response has one); the job's

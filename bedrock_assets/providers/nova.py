@@ -1,6 +1,6 @@
 """Amazon Nova understanding models (Micro, Lite, Pro, Premier, Nova 2 Lite), InvokeModel type.
 
-Request (messages-v1, facts §5): `{"schemaVersion":"messages-v1", ["system":[{"text"}]],
+Request (messages-v1, docs/bedrock-facts.md §5): `{"schemaVersion":"messages-v1", ["system":[{"text"}]],
 "inferenceConfig":{"maxTokens",["temperature","topP","topK","stopSequences"]},
 "messages":[{"role":"user","content":[{"text":...}]}]}`. `maxTokens` is used, not the older
 `max_new_tokens` spelling (which one the service honours for every Nova version is unconfirmed;
