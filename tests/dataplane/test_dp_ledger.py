@@ -4,6 +4,7 @@
 import datetime as dt
 import json
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -207,3 +208,40 @@ def test_repeats_across_pieces_and_shards_are_sent_once(tmp_path, distinct, want
     assert [json.loads(line)["recordId"] for line in lines] == [f"R{i:010d}" for i in range(distinct)]
     assert out.duplicates == 3000 - distinct and out.requests["sent"].sum() == distinct
     assert out.requests.filter(~pl.col("sent"))["shard"].null_count() == 3000 - distinct
+
+
+@pytest.mark.parametrize("record_id", ['k"0', "é\u2028x", "a\\b", "日本語"])
+def test_digest_ignores_the_record_id_whatever_its_bytes(tmp_path, record_id):
+    """The digest is cut out of the rendered line after the record id: ids with escapes or
+    multi-byte characters must not shift the cut."""
+    spec = make_spec(prompt="Q: {q}", id_column="k", min_records_per_job=100)
+    lf = records.assign_record_ids(pl.LazyFrame({"k": [record_id, "plain"], "q": ["same", "same"]}), "k")
+    out = _write(tmp_path, spec, lf)
+    assert out.requests[ledger.DIGEST].n_unique() == 1 and out.duplicates == 1
+    line = _shard_lines(tmp_path, out)[0]
+    assert out.requests[ledger.DIGEST][0] == ledger.digest_of_body(_body(line), CLAUDE, "InvokeModel")
+
+
+@pytest.mark.parametrize("pieces, size, distinct", [(1, 500, 100), (40, 250, 3000), (7, 1000, 10), (30, 100, 5000)])
+def test_seen_requests_keeps_the_first_of_each_digest_across_pieces(pieces, size, distinct):
+    rng = np.random.default_rng(pieces)
+    pool = rng.bytes(16 * distinct)
+    seen, reference = shards._SeenRequests(), set()
+    for _ in range(pieces):
+        picks = rng.integers(0, distinct, size)
+        raw = b"".join(pool[16 * k : 16 * k + 16] for k in picks)
+        want = []
+        for k in picks:
+            want.append(int(k) not in reference)
+            reference.add(int(k))
+        assert seen.first_time(raw).tolist() == want
+
+
+@pytest.mark.parametrize("as_scan", [False, True])
+def test_answered_mask_matches_whole_digests_only(as_scan):
+    a, b = bytes(range(16)), bytes(range(16, 32))
+    twin = a[:8] + bytes(8)  # the same first half as `a`, another second half
+    known = ledger.hex_digests(a + twin)
+    answered = known.to_frame().lazy() if as_scan else known
+    assert shards._answered_mask(answered, a + b + a + twin[:8] + b[8:]).tolist() == [True, False, True, False]
+    assert shards._answered_mask(None, a).tolist() == [False]
