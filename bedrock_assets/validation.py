@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pydantic
+import pydantic.fields
 
 
 class Problems(ValueError):
@@ -56,30 +57,73 @@ def describe(value: Any, width: int = 80) -> str:
     return f"{text} ({_TYPE_NAMES.get(type(value), type(value).__name__)})"
 
 
-def _field_names(model: type[pydantic.BaseModel], loc: Sequence[Any]) -> list[str]:
-    """Field names of the (sub)model at `loc` (mapping keys skipped), for typo suggestions."""
+def _walk(model: type[pydantic.BaseModel], loc: Sequence[Any]) -> Any:
+    """The annotation (or FieldInfo, for a model field at the end of `loc`) that `loc` points at,
+    mapping keys skipped; None when the path leaves the models."""
     current: Any = model
+    info = None
     for part in loc:
-        if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
-            field = current.model_fields.get(str(part))
-            if field is None:
-                return []
-            current = field.annotation
-        else:  # a mapping's key: descend to its value type
-            args = [a for a in typing.get_args(current) if a is not type(None)]
-            current = args[-1] if args else None
         while typing.get_origin(current) in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(current) if a is not type(None)]
             current = args[0] if len(args) == 1 else None
+        if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
+            info = current.model_fields.get(str(part))
+            if info is None:
+                return None
+            current = info.annotation
+        else:  # a mapping's key: descend to its value type
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            current, info = (args[-1] if args else None), None
+    return info if info is not None else current
+
+
+def _field_names(model: type[pydantic.BaseModel], loc: Sequence[Any]) -> list[str]:
+    """Field names of the (sub)model at `loc`, for typo suggestions."""
+    current = _walk(model, loc)
+    if isinstance(current, pydantic.fields.FieldInfo):
+        current = current.annotation
+    while typing.get_origin(current) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(current) if a is not type(None)]
+        current = args[0] if len(args) == 1 else None
     if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
-        return [name for name, f in current.model_fields.items() if not f.exclude]
+        return [f.alias or name for name, f in current.model_fields.items() if not f.exclude]
     return []
 
 
+def _num(v: float) -> str:
+    """1, 0.05, 1_000_000_000: as a user would write it in YAML."""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return f"{v:_}" if isinstance(v, int) and abs(v) >= 10_000 else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _range(model: type[pydantic.BaseModel], loc: Sequence[Any]) -> str | None:
+    """`within 24..168`, `>= 1` or `> 0`: the whole range of the field at `loc`."""
+    info = _walk(model, loc)
+    if not isinstance(info, pydantic.fields.FieldInfo):
+        return None
+    bounds = {}
+    for m in info.metadata:
+        for name in ("ge", "gt", "le", "lt"):
+            if getattr(m, name, None) is not None:
+                bounds[name] = getattr(m, name)
+    lo = ("ge", bounds["ge"]) if "ge" in bounds else ("gt", bounds["gt"]) if "gt" in bounds else None
+    hi = ("le", bounds["le"]) if "le" in bounds else ("lt", bounds["lt"]) if "lt" in bounds else None
+    if lo and hi and lo[0] == "ge" and hi[0] == "le":
+        return f"within {_num(lo[1])}..{_num(hi[1])}"
+    ops = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
+    parts = [f"{ops[b[0]]} {_num(b[1])}" for b in (lo, hi) if b]
+    return " and ".join(parts) or None
+
+
 def _path(loc: Sequence[Any]) -> str:
+    """`models['amazon.nova-lite-v1'].batch.input`: names as dotted, other keys bracketed."""
     out = ""
     for part in loc:
-        out += f"[{part!r}]" if not isinstance(part, str) or "." in part or " " in part else (f".{part}" if out else part)
+        if isinstance(part, str) and part.isidentifier():
+            out += f".{part}" if out else part
+        else:
+            out += f"[{part!r}]"
     return out
 
 
@@ -98,7 +142,7 @@ def problem_lines(exc: pydantic.ValidationError, where: str, model: type[pydanti
         path = _path(loc)
         if kind == "extra_forbidden":
             known = _field_names(model, loc[:-1])
-            near = difflib.get_close_matches(str(loc[-1]), known, n=2, cutoff=0.6)
+            near = difflib.get_close_matches(str(loc[-1]), known, n=2, cutoff=0.5)
             hint = f" (did you mean {' or '.join(f'`{n}`' for n in near)}?)" if near else ""
             lines.append(f"{where}: unknown field `{path}`{hint}; known fields: {', '.join(known)}")
             continue
@@ -109,8 +153,7 @@ def problem_lines(exc: pydantic.ValidationError, where: str, model: type[pydanti
             message = f"must be one of {ctx.get('expected')}"
         elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
             op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
-            bound = next(iter(ctx.values()))
-            message = f"must be {op} {bound}"
+            message = f"must be {_range(model, loc) or f'{op} {next(iter(ctx.values()))}'}"
         elif kind == "value_error" and error is not None:
             message = str(error)
         else:
