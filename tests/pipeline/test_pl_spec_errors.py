@@ -176,6 +176,10 @@ def test_every_listed_id_resolves_to_its_family(family):
                 assert providers.family_for(model_id).family == family, model_id
 
 
+def test_every_family_has_its_known_ids():
+    assert set(known_models.KNOWN_MODELS) == {c.family for c in providers.REGISTRY} | {"converse-only"}
+
+
 def test_docs_list_every_known_id_with_its_profiles():
     doc = (REPO / "docs" / "models.md").read_text()
     rows = [
