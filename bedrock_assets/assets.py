@@ -63,7 +63,7 @@ def bad_input_fails_cleanly():
     re-running cannot fix it, and the message already names the file, row and column."""
     try:
         yield
-    except (SpecError, providers.ProviderError, records.RecordsError, shards.InputValidationError) as exc:
+    except (SpecError, providers.ProviderError, pricing.PricingError, records.RecordsError, shards.InputValidationError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
@@ -188,6 +188,9 @@ def jsonl_shards(context: dg.AssetExecutionContext, config: ShardsConfig, storag
     with bad_input_fails_cleanly():
         spec = get_spec(batch)
         provider = providers.for_spec(spec)
+        # Read (and validate) the price table now: a malformed override file fails here, before
+        # any shard is uploaded, instead of at the estimate after the upload.
+        prices = pricing.load_prices()
     layout = storage.layout(partition)
     opts = storage.polars_options()
     source = layout.uri(layout.input_key) if not spec.is_hf else f"hf://{spec.hf_dataset}[{layout.input_name}]"
@@ -207,7 +210,7 @@ def jsonl_shards(context: dg.AssetExecutionContext, config: ShardsConfig, storag
         requests_local = Path(tmp) / "requests.parquet"
         shard_set.requests.write_parquet(requests_local, compression="zstd", compression_level=1)
         s3.upload_file(str(requests_local), layout.bucket, layout.requests_key)
-        estimate = pricing.estimate_batch(spec, provider, infos)
+        estimate = pricing.estimate_batch(spec, provider, infos, table=prices)
     cache = _cache_metadata(spec, provider, known, shard_set)
     budget = pricing.check_budget(estimate, spec.budget_usd)
     # A forced fresh run gets jobs of its own: the nonce goes into every job identity.

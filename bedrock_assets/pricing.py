@@ -4,7 +4,9 @@ Prices (USD per 1M tokens, on-demand and batch, per base model id) come from the
 `pricing/prices.json`, each row with its `as_of` date and `source`. A user file named by
 `BEDROCK_ASSETS_PRICING=/path.json` (same format) is merged over it: its rows replace or extend
 the packaged ones field by field. A model with no price is never costed at 0: the estimate is
-*unknown* and says "no price for model X; add it to BEDROCK_ASSETS_PRICING".
+*unknown* and says "no price for model X; add it to BEDROCK_ASSETS_PRICING". Both files are
+parsed by a strict typed model (`_Table`): a malformed one (a string price, a negative price, an
+unknown field such as `batchh`) is an error naming the file, the row and the field.
 
 Token estimates before submission (see docs/models.md, "Cost estimate"):
 
@@ -25,17 +27,21 @@ with a message, to block before any job is created.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
+import pydantic
+from pydantic import AfterValidator, ConfigDict, Field
 
 from bedrock_assets.providers import Provider, bare_model_id, base_model_id
 from bedrock_assets.providers.base import BYTES_PER_TOKEN_ESTIMATE
+from bedrock_assets.validation import problem_lines
 
 PACKAGED_PRICES = Path(__file__).with_name("pricing") / "prices.json"
 PRICING_ENV = "BEDROCK_ASSETS_PRICING"
@@ -47,6 +53,17 @@ TYPICAL_BYTES_PER_TOKEN = 4
 # Role/turn markers a chat API wraps around a message (Anthropic, Nova, Converse, Mistral chat).
 FORMAT_TOKENS_PER_RECORD = 10
 _PER_MILLION = 1_000_000
+
+
+def _iso_date(value: str) -> str:
+    try:
+        datetime.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a date YYYY-MM-DD") from None
+    return value
+
+
+Date = Annotated[str, AfterValidator(_iso_date)]
 
 
 class PricingError(ValueError):
@@ -72,22 +89,40 @@ class PriceRow:
         return dataclasses.asdict(self)
 
 
-def _check_row(key: str, row: Any, origin: str) -> dict[str, Any]:
-    where = f"{origin}: models[{key!r}]"
-    if not isinstance(row, dict):
-        raise PricingError(f"{where}: expected an object")
-    for path_key in ("on_demand", "batch"):
-        prices = row.get(path_key)
-        if prices is None:
-            continue
-        if not isinstance(prices, dict) or "input" not in prices:
-            raise PricingError(f"{where}.{path_key}: expected {{\"input\": <USD per 1M>, \"output\": <USD per 1M>}}")
-        for name, value in prices.items():
-            if name not in ("input", "output"):
-                raise PricingError(f"{where}.{path_key}: unknown field {name!r} (input, output)")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or not math.isfinite(value):
-                raise PricingError(f"{where}.{path_key}.{name}: expected a number >= 0, got {value!r}")
-    return row
+class _Prices(pydantic.BaseModel):
+    """USD per 1M tokens for one path (`batch` or `on_demand`)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+    input: float = Field(ge=0, description="USD per 1M input tokens.")
+    output: float | None = Field(default=None, ge=0, description="USD per 1M output tokens (0 for embedding models).")
+
+
+class _Row(pydantic.BaseModel):
+    """One model's prices, keyed in `models` by base model id, a prefix of one, or a full
+    inference-profile id (for a profile billed differently)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+    on_demand: _Prices | None = Field(default=None, description="On-demand (InvokeModel / Converse) prices.")
+    batch: _Prices | None = Field(default=None, description="Batch inference prices.")
+    as_of: Date | None = Field(default=None, description="Date the prices were read, YYYY-MM-DD.")
+    source: str | None = Field(default=None, min_length=1, description="Where the prices come from.")
+
+
+class _Table(pydantic.BaseModel):
+    """A price file: the packaged pricing/prices.json or a user's override (same format)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+
+    models: dict[str, _Row] = Field(description="Rows keyed by model id or id prefix.")
+    as_of: Date | None = Field(default=None, description="Default `as_of` of the rows.")
+    # Descriptive fields of the packaged table, accepted in overrides too.
+    schema_: int | None = Field(default=None, alias="schema")
+    currency: Literal["USD"] | None = None
+    unit: str | None = None
+    region: str | None = None
+    notes: list[str] | None = None
 
 
 def _read_table(path: Path, origin: str) -> dict[str, Any]:
@@ -99,7 +134,15 @@ def _read_table(path: Path, origin: str) -> dict[str, Any]:
         raise PricingError(f"price file {path} is not JSON: {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("models"), dict):
         raise PricingError(f"price file {path}: expected an object with a \"models\" object")
-    return {k: {**_check_row(k, v, origin), "__table": origin, "__as_of": doc.get("as_of", "")} for k, v in doc["models"].items()}
+    try:
+        table = _Table.model_validate(doc)
+    except pydantic.ValidationError as exc:
+        raise PricingError("\n".join(problem_lines(exc, f"price file {path}", _Table))) from None
+    # Only the fields the file gives (an explicit null included): merging keeps the others.
+    return {
+        key: {**row.model_dump(exclude_unset=True), "__table": origin, "__as_of": table.as_of or ""}
+        for key, row in table.models.items()
+    }
 
 
 def load_prices(override: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:

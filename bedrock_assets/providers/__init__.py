@@ -1,7 +1,8 @@
 """Model families: resolve a model id (and the spec's invocation type) to its provider, bound to
 the spec's params.
 
-Adding a family = one module with a `Provider` subclass + one entry in `REGISTRY`.
+Adding a family = one module with a `Provider` subclass + one entry in `REGISTRY` + its model ids in
+`known_models.KNOWN_MODELS` (a spec's model_id must be listed there, or allowed unlisted).
 `invocation_type: Converse` specs get the Converse provider for any chat model id (see
 `converse.py`); an embedding model with Converse is an error before any spend.
 """

@@ -48,7 +48,8 @@ class Provider(ABC):
     """One model family. Subclasses set the class attributes and implement the methods below.
 
     To add a family: write a module with a subclass, then add it to `REGISTRY` in
-    `bedrock_assets/providers/__init__.py`. Nothing else in the data plane changes.
+    `bedrock_assets/providers/__init__.py`, and list its model ids in `known_models.py`. Nothing
+    else in the data plane changes.
     """
 
     family: ClassVar[str]  # short name shown in errors, e.g. "anthropic-messages"

@@ -109,10 +109,10 @@ def test_user_file_is_merged_over_the_packaged_table(tmp_path, monkeypatch, rows
 @pytest.mark.parametrize(
     "doc, match",
     [
-        ({"models": {"x": {"batch": {"input": -1, "output": 0}}}}, "expected a number >= 0"),
-        ({"models": {"x": {"batch": {"input": "cheap"}}}}, "expected a number >= 0"),
-        ({"models": {"x": {"batch": {"output": 1}}}}, "expected"),
-        ({"models": {"x": {"batch": {"input": 1, "cached": 1}}}}, "unknown field 'cached'"),
+        ({"models": {"x": {"batch": {"input": -1, "output": 0}}}}, r"field `models.x.batch.input`: must be >= 0"),
+        ({"models": {"x": {"batch": {"input": "cheap"}}}}, r"field `models.x.batch.input`: must be a number"),
+        ({"models": {"x": {"batch": {"output": 1}}}}, r"field `models.x.batch.input` is required"),
+        ({"models": {"x": {"batch": {"input": 1, "cached": 1}}}}, r"unknown field `models.x.batch.cached`"),
         ({"prices": {}}, 'expected an object with a "models" object'),
     ],
 )
