@@ -677,9 +677,8 @@ def _write_all(
 ) -> list[ShardInfo] | None:
     """Write every shard; None (and no ShardInfo) if a shard would exceed max_bytes_per_file.
 
-    Four things run at once: the polars engine renders the next pieces and the render thread
-    digests each line's request and drops repeats of a request already written (`_SeenRequests`),
-    this thread writes the current piece, a second thread hashes it (`content_digest`) and a third
+    Four things run at once: the polars engine renders the next pieces (the render thread also
+    drops repeats of a request already written, `_SeenRequests`), this thread writes the current piece, a second thread hashes it (`content_digest`) and a third
     releases the previous shard file (`_release`). `check`: see `_render_piece`. `requests`
     receives (record ids, digests, line lengths, shard index, written) per piece. A shard may
     hold fewer records than planned (repeats left out); write_requests re-plans when that matters.
@@ -695,23 +694,20 @@ def _write_all(
     released: list[tuple[Future[None], Any]] = []
     seen = _SeenRequests()
 
-    def render(piece: tuple[int, int, int]) -> pl.DataFrame:
-        return _render_piece(lf, spec, provider, piece[1], piece[2], check)
-
-    def digest(rendered: Iterator[pl.DataFrame]) -> tuple[pl.DataFrame, bytes, np.ndarray, np.ndarray]:
-        # A second stage: while polars renders the next piece, this thread drops the previous
-        # piece's repeated requests (numpy, in piece order).
-        df = next(rendered)
+    def render(piece: tuple[int, int, int]) -> tuple[pl.DataFrame, bytes, np.ndarray, np.ndarray]:
+        # The render thread takes pieces in order, so it also drops each piece's repeated
+        # requests (numpy) right after rendering it. A stage of its own overlapped that with the
+        # next render but held one more piece in memory: on 2 cores it cost more (page faults)
+        # than it saved.
+        df = _render_piece(lf, spec, provider, piece[1], piece[2], check)
         raw, lengths = _request_digests(df)
         return df, raw, lengths, seen.first_time(raw)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash") as hashing, ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="release"
-    ) as releasing, contextlib.closing(prefetched(render, pieces, name="render")) as rendered, contextlib.closing(
-        prefetched(lambda _: digest(rendered), pieces, depth=1, name="digest")
-    ) as digested:
+    ) as releasing, contextlib.closing(prefetched(render, pieces, name="render")) as rendered:
         try:
-            for (j, a, b), (df, raw, lengths, keep) in zip(pieces, digested):
+            for (j, a, b), (df, raw, lengths, keep) in zip(pieces, rendered):
                 if j != current:
                     if fh is not None:
                         released.append((releasing.submit(_release, fh), fh))
