@@ -20,6 +20,7 @@ import signal
 import time
 from typing import Any, Callable
 
+# Not started yet: no counts, no outputs. Time in any of these counts toward `stuck_after_minutes`.
 QUEUED = frozenset({"Submitted", "Validating", "Scheduled"})
 TERMINAL = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
 
@@ -184,7 +185,8 @@ def progress_line(job: dict) -> str:
     total = job.get("totalRecordCount") or 0
     done = job.get("processedRecordCount") or 0
     errors = job.get("errorRecordCount") or 0
-    # Counts read 0 while Validating (docs/bedrock-facts.md §7.5): say "?" rather than a misleading 0/0.
+    # Counts read 0 while Submitted/Validating (docs/bedrock-facts.md §7.5): the job has not started
+    # yet, so say "?" rather than a misleading 0/0.
     of = f"{done}/{total}" if total else "?/?"
     return f"{job.get('jobName', job_id_from_arn(job['jobArn']))}: {job.get('status')} {of} records, {errors} errors"
 

@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-records", type=int, default=defaults.max_records, help="maximum records per job (default 50000)")
     add("--max-input-file-bytes", type=int, default=defaults.max_input_file_bytes,
         help="largest input file accepted by validation (default 1 GiB)")
+    add("--submitted-seconds", type=float, default=defaults.submitted_seconds,
+        help="real seconds a new job stays Submitted (default 0.05)")
+    add("--validating-seconds", type=float, default=defaults.validating_seconds,
+        help="minimum real seconds a job stays Validating (default 0.05)")
     add("--queue-seconds", type=float, default=defaults.queue_seconds, help="real seconds a job stays Scheduled (default 0)")
     add("--records-per-second", type=float, default=defaults.records_per_second,
         help="processing speed per job; 0 = as fast as possible (default 0)")
@@ -40,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=defaults.seed, help="seed for every random decision (default 0)")
     add("--seconds-per-hour", type=float, default=defaults.seconds_per_hour,
         help="emulator-only: real seconds per emulated hour for job timeouts (default 3600)")
+    add("--partial-output-seconds", type=float, default=defaults.partial_output_seconds,
+        help="rewrite partial .out files at most this often while InProgress; 0 = off (default 1)")
     add("--embedding-engine", choices=("hash", "minilm"), default=defaults.embedding_engine,
         help="hash (fast, default) or minilm (needs the 'embeddings' extra)")
     add("--openai-base-url", default=None,
@@ -53,11 +59,13 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
     return EmulatorConfig(
         host=args.host, port=args.port, max_concurrent_jobs=args.max_concurrent_jobs,
         min_records=args.min_records, max_records=args.max_records,
-        max_input_file_bytes=args.max_input_file_bytes, queue_seconds=args.queue_seconds,
+        max_input_file_bytes=args.max_input_file_bytes, submitted_seconds=args.submitted_seconds,
+        validating_seconds=args.validating_seconds, queue_seconds=args.queue_seconds,
         records_per_second=args.records_per_second, record_error_rate=args.record_error_rate,
         record_error_codes=parse_error_codes(args.record_error_codes), throttle_rate=args.throttle_rate,
         runtime_throttle_rate=args.runtime_throttle_rate, seed=args.seed,
-        seconds_per_hour=args.seconds_per_hour, embedding_engine=args.embedding_engine,
+        seconds_per_hour=args.seconds_per_hour, partial_output_seconds=args.partial_output_seconds,
+        embedding_engine=args.embedding_engine,
         openai_base_url=args.openai_base_url, openai_model=args.openai_model, log_level=args.log_level,
     )
 

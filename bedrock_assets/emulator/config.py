@@ -21,6 +21,8 @@ RUNTIME_FIELDS = (
     "min_records",
     "max_records",
     "max_input_file_bytes",
+    "submitted_seconds",
+    "validating_seconds",
     "queue_seconds",
     "records_per_second",
     "record_error_rate",
@@ -29,6 +31,7 @@ RUNTIME_FIELDS = (
     "throttle_rate",
     "runtime_throttle_rate",
     "seconds_per_hour",
+    "partial_output_seconds",
 )
 
 
@@ -47,7 +50,11 @@ class EmulatorConfig:
     min_records: int = 100
     max_records: int = 50_000
     max_input_file_bytes: int = 1024**3
-    # Faults and pacing.
+    # Lifecycle pacing. A new job is Submitted, then Validating, then Scheduled (docs/bedrock-facts.md
+    # §2). The short non-zero defaults make every job show both early states to a client polling
+    # every few tenths of a second, so clients meet them in every test, at ~0.1 s per job.
+    submitted_seconds: float = 0.05
+    validating_seconds: float = 0.05
     queue_seconds: float = 0.0
     records_per_second: float = 0.0
     record_error_rate: float = 0.0
@@ -61,6 +68,10 @@ class EmulatorConfig:
     seed: int = 0
     # Emulator-only: real seconds per emulated hour, so 24..168-hour job timeouts can be exercised.
     seconds_per_hour: float = 3600.0
+    # While InProgress, rewrite each input file's `.out` with the lines processed so far at most
+    # this often (AWS: "InProgress - You can start viewing the results in the output S3 location").
+    # 0 turns partial output off. A job that finishes within the interval writes no partial file.
+    partial_output_seconds: float = 1.0
     embedding_engine: str = "hash"
     openai_base_url: str | None = None
     openai_model: str | None = None

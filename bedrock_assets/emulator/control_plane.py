@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from . import errors
+from . import errors, events
 from .catalog import ModelCatalog
 from .config import EmulatorConfig
 from .engines import UnknownModel, base_model_id
@@ -90,6 +90,7 @@ class ControlPlane:
                 self._tokens[token] = job.job_id
             self.stats.count(job.base_model, "jobs_created")
             self.stats.observe_in_flight(job.base_model, in_flight + 1)
+            self.status_changed(job)
             self.changed.notify_all()
         log.info("CreateModelInvocationJob job=%s model=%s status=Submitted", job.job_id, model)
         return {"jobArn": job.arn}
@@ -209,6 +210,7 @@ class ControlPlane:
                 job.stop_requested = True
                 job.status = "Stopping"
                 job.last_modified_time = time.time()
+                self.status_changed(job)
                 self.changed.notify_all()
             log.info("StopModelInvocationJob job=%s status=%s", job.job_id, job.status)
         return {}
@@ -252,6 +254,10 @@ class ControlPlane:
         return response
 
     # ------------------------------------------------------------------------ helpers
+    def status_changed(self, job: Job) -> None:
+        """Every status a job takes is announced on EventBridge, as Bedrock does (events.py)."""
+        events.publish(job, self.config.account_id)
+
     def _in_flight(self, model: str) -> int:
         return sum(1 for job in self.jobs.values() if job.base_model == model and job.in_flight)
 

@@ -215,7 +215,7 @@ def resolve_engine(
     if invocation_type == "Converse":
         if base.startswith(CHAT_PROVIDER_PREFIXES) and "embed" not in base:
             return TextEngine(base, ConverseCodec(), generator_source)
-        raise UnknownModel(f"The provided model identifier is invalid: {model_id}")
+        raise UnknownModel("The provided model identifier is invalid.")
     chat_codecs = {
         "anthropic.": AnthropicCodec,
         "amazon.nova-": NovaCodec,
@@ -225,7 +225,7 @@ def resolve_engine(
     for prefix, codec in chat_codecs.items():
         if base.startswith(prefix) and "embed" not in base and "canvas" not in base:
             return TextEngine(base, codec(), generator_source)
-    raise UnknownModel(f"The provided model identifier is invalid: {model_id}")
+    raise UnknownModel("The provided model identifier is invalid.")
 
 
 class _LazyEmbedder:

@@ -56,6 +56,8 @@ class Job:
     message: str | None = None
     last_modified_time: float = 0.0
     end_time: float | None = None
+    validating_time: float | None = None
+    validated: bool = False  # the input passed validation; Scheduled once validating_seconds have passed
     scheduled_time: float | None = None
     total_records: int = 0
     processed_records: int = 0
@@ -78,6 +80,26 @@ class Job:
         return self.output_data_config["s3OutputDataConfig"]["s3Uri"]
 
     @property
+    def region(self) -> str:
+        return self.arn.split(":")[3]
+
+    @property
+    def model_arn(self) -> str:
+        """modelId as Get/List report it: an ARN, whatever form was submitted.
+
+        A cross-region profile id (`us.anthropic...`) reads back as the inference-profile ARN of
+        the job's region and account; a base id as the foundation-model ARN (no account). Both
+        forms are admitted by the output `modelId` pattern of botocore's bedrock model; the
+        foundation-model form is unconfirmed (docs/emulator.md, "Assumed behaviours").
+        """
+        if self.model_id.startswith("arn:"):
+            return self.model_id
+        partition, account = self.arn.split(":")[1], self.arn.split(":")[4]
+        if self.model_id != self.base_model:  # a cross-region prefix: an inference profile
+            return f"arn:{partition}:bedrock:{self.region}:{account}:inference-profile/{self.model_id}"
+        return f"arn:{partition}:bedrock:{self.region}::foundation-model/{self.model_id}"
+
+    @property
     def in_flight(self) -> bool:
         return self.status in IN_FLIGHT_STATUSES
 
@@ -91,7 +113,7 @@ class Job:
         body: dict[str, Any] = {
             "jobArn": self.arn,
             "jobName": self.name,
-            "modelId": self.model_id,
+            "modelId": self.model_arn,
             "roleArn": self.role_arn,
             "status": self.status,
             "submitTime": iso(self.submit_time),

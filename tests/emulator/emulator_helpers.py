@@ -98,7 +98,7 @@ class Harness:
     def output(self, job_arn: str, output_prefix: str = "out/", file_name: str = "input.jsonl.out") -> list[dict]:
         job_id = job_arn.rsplit("/", 1)[1]
         body = self.s3.get_object(Bucket=self.bucket, Key=f"{output_prefix}{job_id}/{file_name}")["Body"].read()
-        return [json.loads(line) for line in body.decode().splitlines() if line]
+        return [json.loads(line) for line in body.decode().split("\n") if line]  # JSONL: \n only
 
     def manifest(self, job_arn: str, output_prefix: str = "out/") -> dict[str, Any]:
         job_id = job_arn.rsplit("/", 1)[1]

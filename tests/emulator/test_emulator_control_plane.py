@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator_helpers import ANTHROPIC, ROLE_ARN, TITAN_V2, anthropic_input
+from emulator_helpers import ANTHROPIC, REGION, ROLE_ARN, TITAN_V2, anthropic_input
 
 JOB_ARN = re.compile(r"arn:aws:bedrock:us-west-2:123456789012:model-invocation-job/[a-z0-9]{12}")
 
@@ -34,7 +34,9 @@ def test_create_get_by_arn_and_by_id(harness):
     by_id = harness.bedrock.get_model_invocation_job(jobIdentifier=arn.rsplit("/", 1)[1])
     assert by_arn["jobArn"] == by_id["jobArn"] == arn
     assert by_arn["jobName"] == "first-job.v1"
-    assert by_arn["modelId"] == ANTHROPIC and by_arn["roleArn"] == ROLE_ARN
+    # A base id reads back as its foundation-model ARN (docs/emulator.md, "Assumed behaviours").
+    assert by_arn["modelId"] == f"arn:aws:bedrock:{REGION}::foundation-model/{ANTHROPIC}"
+    assert by_arn["roleArn"] == ROLE_ARN
     assert by_arn["clientRequestToken"] == "tok-1"
     assert by_arn["timeoutDurationInHours"] == 72
     assert isinstance(by_arn["submitTime"], dt.datetime)
