@@ -37,6 +37,7 @@ KNOWN_MODELS = frozenset({
     "anthropic.claude-opus-4-1-20250805-v1:0",
     "anthropic.claude-sonnet-4-5-20250929-v1:0",
     "anthropic.claude-haiku-4-5-20251001-v1:0",
+    "anthropic.claude-opus-4-5-20251101-v1:0",
     # Amazon
     "amazon.titan-embed-text-v2:0",
     "amazon.nova-micro-v1:0",
