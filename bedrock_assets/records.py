@@ -420,6 +420,8 @@ def explain_read_error(path: str, label: str, kind: str, exc: BaseException) -> 
     if isinstance(exc, pl.exceptions.DuplicateError):
         return f"{label}: {first}; every column needs its own name: rename one of them"
     if path.startswith("s3://") or not Path(path).is_file():
+        if kind == ".parquet":  # read in place on S3: no local bytes to look at
+            return f"{label}: is not a readable Parquet file (truncated, corrupt, or another format named .parquet): {first}"
         return f"{label}: cannot be read as {name}: {first}"
     problem = None
     if kind != ".parquet" and _starts_with(path, b"PAR1"):

@@ -6,8 +6,6 @@ on a staged input; tests/pipeline/test_pl_inputs.py runs a subset through the wh
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import decimal
 import io
 import json
 import re
@@ -17,6 +15,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from awkward_inputs import all_types
 from nasty_strings import NASTY
 from polars.testing import assert_frame_equal
 
@@ -36,39 +35,6 @@ def _csv(frame: pl.DataFrame) -> bytes:
 
 def _jsonl(rows: list[dict]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
-
-
-def all_types() -> pl.DataFrame:
-    """One column of every kind a user's Parquet file may hold."""
-    return pl.DataFrame(
-        {
-            "topic": ["cats", "dogs", "ünï \"q\""],
-            "tags": [["x", "y"], [], None],
-            "meta": [{"a": 1, "b": "q"}, None, {"a": 2, "b": None}],
-            "nested": [[{"k": [1, 2]}], None, []],
-            "fixed": [[1.5, 2.0], [0.0, -1.0], None],
-            "ts_berlin": [dt.datetime(2024, 3, 31, 1, 30), dt.datetime(2024, 10, 27, 2, 30), None],
-            "ts_naive_ns": [dt.datetime(1900, 1, 1), dt.datetime(2262, 4, 1), None],
-            "day": [dt.date(1, 1, 1), dt.date(9999, 12, 31), None],
-            "clock": [dt.time(23, 59, 59, 999999), dt.time(0), None],
-            "span": [dt.timedelta(days=-1), dt.timedelta(microseconds=1), None],
-            "money": [decimal.Decimal("12345678901234.56"), decimal.Decimal("-0.01"), None],
-            "blob": [b"\x00\xff\xfe", b"", None],
-            "blobs": [[b"\x00"], None, []],
-            "nothing": [None, None, None],
-            "flag": [True, False, None],
-            "big": [2**63 - 1, -(2**63), None],
-            "small": [1, -1, None],
-            "real": [float("inf"), float("nan"), -0.0],
-            "cat": ["a", "b", "a"],
-            "json_text": ['{"x": [1, {"y": null}]}', "[]", None],
-        },
-        schema_overrides={
-            "ts_berlin": pl.Datetime("us", "Europe/Berlin"), "ts_naive_ns": pl.Datetime("ns"),
-            "money": pl.Decimal(16, 2), "fixed": pl.Array(pl.Float64, 2), "small": pl.Int8,
-            "cat": pl.Categorical, "nothing": pl.Null,
-        },
-    )
 
 
 def _late_key_rows() -> list[dict]:
