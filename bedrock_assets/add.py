@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bedrock_assets import settings
 from bedrock_assets.specs import SpecError, get_spec
-from bedrock_assets.storage import SUPPORTED_INPUT_SUFFIXES, PartitionKeyError, check_input_name
+from bedrock_assets.storage import PartitionKeyError, check_input_name, unsupported_type_problem
 
 
 def stage_input(batch: str, source: str, s3=None, name: str | None = None) -> str:
@@ -23,7 +23,7 @@ def stage_input(batch: str, source: str, s3=None, name: str | None = None) -> st
 
     spec = get_spec(batch)
     if spec.is_hf:
-        split = check_input_name(name or source)
+        split = check_input_name(name or source, batch)
         return f"{batch}/{split}"
     s3 = s3 or boto3.client("s3", region_name=settings.region())
     bucket = settings.bucket()
@@ -35,9 +35,11 @@ def stage_input(batch: str, source: str, s3=None, name: str | None = None) -> st
         if not path.is_file():
             raise FileNotFoundError(f"no such input file: {path}")
         base = name or path.name
-    check_input_name(base)
-    if not base.lower().endswith(SUPPORTED_INPUT_SUFFIXES):
-        raise PartitionKeyError(f"{source}: unsupported input type; use one of {', '.join(SUPPORTED_INPUT_SUFFIXES)}")
+    # The same rule and words as the sensor and raw_dataset, checked before anything is uploaded.
+    check_input_name(base, batch)
+    problem = unsupported_type_problem(base)
+    if problem:
+        raise PartitionKeyError(f"{source}: {problem}")
     key = f"inputs/{batch}/{base}"
     if source.startswith("s3://"):
         if (src_bucket, src_key) != (bucket, key):

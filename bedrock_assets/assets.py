@@ -17,6 +17,7 @@ import time
 import warnings
 from pathlib import Path
 
+import botocore.exceptions
 import dagster as dg
 import polars as pl
 import pydantic
@@ -26,7 +27,15 @@ from bedrock_assets.partitions import inputs_partitions
 from bedrock_assets.resources import BedrockBatch, ProjectStorage
 from bedrock_assets.settings import BEDROCK_POOL
 from bedrock_assets.specs import SpecError, get_spec
-from bedrock_assets.storage import get_json, list_keys, put_json, split_partition_key
+from bedrock_assets.storage import (
+    PartitionKeyError,
+    get_json,
+    input_name_problem,
+    list_keys,
+    put_json,
+    split_partition_key,
+    unsupported_type_problem,
+)
 
 # `backfill_policy` on assets is marked beta in dagster 1.13; we rely on it deliberately (see the
 # module doc), so its warning would only repeat in every step process's log.
@@ -44,16 +53,52 @@ def _check(name: str, asset: str, blocking: bool = False) -> dg.AssetCheckSpec:
 BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
-def _preview(df: pl.DataFrame, rows: int = 5, width: int = 80) -> dg.MetadataValue:
-    """A markdown preview with long cells cut, so a 1 kB prompt does not flood the UI."""
-    head = df.head(rows).with_columns(
-        pl.col(c).cast(pl.String).str.slice(0, width) for c in df.columns
-    )
+def _preview_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """A column as display text, for any dtype: lists, arrays and structs as JSON (a plain
+    cast to String refuses them), binary as hex, everything else (numbers, decimals, dates,
+    datetimes with their zone, booleans, nulls) by polars' own string cast."""
+    col = pl.col(name)
+    if dtype == pl.String:
+        return col
+    if dtype == pl.Binary:
+        return pl.lit("0x") + col.bin.encode("hex")
+    if dtype.is_nested() and not _holds_binary(dtype):
+        # json_encode is defined on structs: wrap the value in a one-field struct and cut the
+        # wrapper off again (a struct column is encoded as it is).
+        if isinstance(dtype, pl.Struct):
+            return col.struct.json_encode()
+        return pl.struct(col.alias("v")).struct.json_encode().str.strip_prefix('{"v":').str.strip_suffix("}")
+    if dtype.is_nested():
+        raise TypeError("polars cannot JSON-encode binary inside a list or struct (it panics)")
+    return col.cast(pl.String)
+
+
+def _holds_binary(dtype: pl.DataType) -> bool:
+    if isinstance(dtype, pl.Struct):
+        return any(_holds_binary(f.dtype) for f in dtype.fields)
+    if isinstance(dtype, (pl.List, pl.Array)):
+        return _holds_binary(dtype.inner)
+    return dtype == pl.Binary
+
+
+def _preview(df: pl.DataFrame, rows: int = 5, width: int = 80, max_columns: int = 30) -> dg.MetadataValue:
+    """A markdown preview with long cells cut, so a 1 kB prompt does not flood the UI, and at most
+    `max_columns` columns (a 2,000-column row would not be readable anyway; `columns` lists all).
+    Never fails on a column type: one polars cannot render as text is shown by Python's repr."""
+    head = df.head(rows).select(df.columns[:max_columns])
+    texts = []
+    for name, dtype in head.schema.items():
+        try:
+            texts.append(head.select(_preview_text(name, dtype).str.slice(0, width)).to_series().alias(name))
+        except (pl.exceptions.PolarsError, TypeError):  # a type polars cannot render as text
+            texts.append(pl.Series(name, [None if v is None else repr(v)[:width] for v in head[name].to_list()], pl.String))
     cols = head.columns
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in head.iter_rows():
+    lines = ["| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |", "|" + "---|" * len(cols)]
+    for row in pl.DataFrame(texts).iter_rows() if texts else []:
         cells = ["" if v is None else str(v).replace("|", "\\|").replace("\n", " ") for v in row]
         lines.append("| " + " | ".join(cells) + " |")
+    if df.width > max_columns:
+        lines.append(f"\n({df.width - max_columns} more columns not shown)")
     return dg.MetadataValue.md("\n".join(lines))
 
 
@@ -63,7 +108,8 @@ def bad_input_fails_cleanly():
     re-running cannot fix it, and the message already names the file, row and column."""
     try:
         yield
-    except (SpecError, providers.ProviderError, pricing.PricingError, records.RecordsError, shards.InputValidationError) as exc:
+    except (SpecError, providers.ProviderError, pricing.PricingError, records.RecordsError, shards.InputValidationError,
+            PartitionKeyError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
@@ -74,7 +120,8 @@ def console_url(region: str, job_arn: str) -> str:
 
 def _write_records(spec, input_name: str, layout, opts: dict, s3) -> str:
     """Stream the input into records.parquet (ids assigned) without holding it in memory: written
-    to a local temporary file in bounded memory, then uploaded."""
+    to a local temporary file in bounded memory, then uploaded. A bad file raises RecordsError
+    (file, line, column, fix) before anything is uploaded."""
     records_uri = layout.uri(layout.records_key)
     compression = records.records_compression(records_uri)
     with tempfile.TemporaryDirectory(prefix="bedrock-records-") as tmp:
@@ -87,11 +134,31 @@ def _write_records(spec, input_name: str, layout, opts: dict, s3) -> str:
             source = f"hf://{spec.hf_dataset}[{input_name}]"
         else:
             source = layout.uri(layout.input_key)
-            frame = records.read_input(source, storage_options=opts, max_rows=spec.max_rows)
-            if records.is_parquet(source):
-                records.write_parquet_records(frame, local, spec.id_column, source, compression)
+            # The same rule and words as `bedrock-assets add` and the sensor, for a partition
+            # added by hand (the UI, the API) with a name neither would have let through.
+            problem = input_name_problem(input_name, layout.batch) or unsupported_type_problem(input_name)
+            if problem:
+                raise records.RecordsError(f"{source}: {problem}")
+            kind = records.extension_of(input_name)
+            try:
+                s3.head_object(Bucket=layout.bucket, Key=layout.input_key)
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    raise records.RecordsError(f"{source}: no such file (was it deleted or renamed after it was registered?)") from None
+                raise
+            if kind == ".parquet":
+                # Read in slices straight from S3 (never downloaded whole); `glob=False` inside
+                # takes a name holding `?`, `*` or `[` as it is.
+                path = source
             else:
-                records.write_records(records.assign_record_ids(frame, spec.id_column, source), local, compression)
+                # CSV and JSONL are read whole anyway: a local copy lets the JSONL type inference
+                # and, on a bad file, the diagnosis pass read it again without another download.
+                path = str(Path(tmp) / f"input{kind}")
+                s3.download_file(layout.bucket, layout.input_key, path)
+            records.write_input_records(
+                path, local, label=source, kind=kind, storage_options=opts, max_rows=spec.max_rows,
+                id_column=spec.id_column, compression=compression,
+            )
         s3.upload_file(str(local), layout.bucket, layout.records_key)
     return source
 

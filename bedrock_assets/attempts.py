@@ -201,7 +201,7 @@ def answer_on_demand(runtime: Any, s3: Any, run: ShardRun, input_file: Path, att
     # Named by exactly what is asked (and by the fresh-run nonce, so a forced fresh run asks again).
     what = "\n".join(digests) if digests else raw.decode("utf-8")
     source = "on-demand-" + shards.digest_bytes(f"{run.shard.get('nonce', '')}\n{what}".encode())[:16]
-    file = ledger.LedgerFile(model_key=run.model_key, partition=run.partition, shard=run.name, attempt=attempt, source=source)
+    file = ledger.LedgerFile(model_key=run.model_key, partition=run.layout.folder, shard=run.name, attempt=attempt, source=source)
     entry = {"attempt": attempt, "route": "on-demand", "records": len(lines), "status": "Completed", "ledger_key": file.key}
     if list(list_keys(s3, run.layout.bucket, file.key)):
         run.log(f"{run.name}: on-demand answers for attempt {attempt} already in the ledger; not calling again")
@@ -305,7 +305,7 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
             run.warn(f"{run.name}: {parse.slow_lines} output line(s) in {len(parse.slow_files)} file(s) took the "
                      "full JSON parse instead of the answer-only cut (slower; see docs/performance.md)")
         entry.update(slow_path_files=len(parse.slow_files), slow_path_lines=parse.slow_lines)
-        file = ledger.LedgerFile(model_key=run.model_key, partition=run.partition, shard=run.name, attempt=attempt,
+        file = ledger.LedgerFile(model_key=run.model_key, partition=run.layout.folder, shard=run.name, attempt=attempt,
                                  source=jobs.job_id_from_arn(arn))
         stored, orphans = _write_ledger(s3, run, file, outputs, answered_by=ledger.AnsweredBy.BATCH, job_arn=arn)
         todo, permanent = outstanding(str(input_file), outputs)

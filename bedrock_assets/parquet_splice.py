@@ -12,12 +12,15 @@ protocol, parquet-format's `FileMetaData`) is read and written here by a small g
 keeps every field it does not need to change, as it was, in order (round-trip tested against
 pyarrow's and polars' footers). Changed: chunk offsets (moved by where the chunk lands), the row
 groups' totals, the schema (both column lists under one root), page-index and bloom-filter
-pointers (dropped: they point into the source files) and the key-value metadata (dropped: an
-embedded Arrow schema would describe only one side, and plain parquet types read everywhere).
+pointers (dropped: they point into the source files) and the key-value metadata: replaced by one
+`ARROW:schema` entry, both sides' Arrow schemas joined. Parquet's own types cannot say everything
+an input column may be (a time zone's name, a fixed-size array, a duration, a null-only or
+categorical column); without the Arrow schema those came back as UTC, list, int64, int32, string.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import struct
@@ -284,6 +287,8 @@ class SplicedParquetWriter:
         self._pos = len(MAGIC)
         self._groups: list[list[list[Any]]] = []
         self._right_fmd: list[list[Any]] | None = None
+        self._left_arrow = _arrow_schema(left_path)
+        self._right_arrow: Any = None
 
     @property
     def left_row_counts(self) -> list[int]:
@@ -317,6 +322,7 @@ class SplicedParquetWriter:
             )
         if self._right_fmd is None:
             self._right_fmd = right_fmd
+            self._right_arrow = _arrow_schema(io.BytesIO(part))
         group_start = self._pos
         columns = []
         for chunk in _get(left_group, RG_COLUMNS)[1]:
@@ -358,7 +364,9 @@ class SplicedParquetWriter:
                 if schema_part is None:
                     raise ParquetSpliceError("no answer columns given (records.parquet has no row groups)")
                 right_fmd, _ = read_footer(io.BytesIO(schema_part))
-            self._out.write(footer_bytes(_merged_footer(self._left_fmd, right_fmd, self._groups)))
+                self._right_arrow = _arrow_schema(io.BytesIO(schema_part))
+            arrow = _joined_arrow_schema(self._left_arrow, self._right_arrow)
+            self._out.write(footer_bytes(_merged_footer(self._left_fmd, right_fmd, self._groups, arrow)))
         finally:
             self._out.close()
             self._left.close()
@@ -370,7 +378,26 @@ class SplicedParquetWriter:
         Path(self._out.name).unlink(missing_ok=True)
 
 
-def _merged_footer(left: list[list[Any]], right: list[list[Any]], groups: list[list[list[Any]]]) -> list[list[Any]]:
+def _arrow_schema(source: Any) -> Any:
+    """A parquet file's Arrow schema (its embedded `ARROW:schema`, else derived from its types)."""
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    return pq.read_schema(source)
+
+
+def _joined_arrow_schema(left: Any, right: Any) -> bytes | None:
+    """The `ARROW:schema` value for both sides' columns, as Arrow's parquet writer stores it
+    (base64 of the IPC-serialized schema); None when one side is unknown."""
+    if left is None or right is None:
+        return None
+    import pyarrow as pa  # noqa: PLC0415
+
+    joined = pa.schema([*left, *right])  # field metadata kept; file-level metadata is not ours
+    return base64.b64encode(joined.serialize().to_pybytes())
+
+
+def _merged_footer(left: list[list[Any]], right: list[list[Any]], groups: list[list[list[Any]]],
+                   arrow_schema: bytes | None = None) -> list[list[Any]]:
     left_schema = _get(left, FMD_SCHEMA)[1]
     right_schema = _get(right, FMD_SCHEMA)[1]
     root = [list(f) for f in left_schema[0]]
@@ -380,6 +407,8 @@ def _merged_footer(left: list[list[Any]], right: list[list[Any]], groups: list[l
     _set(fmd, FMD_SCHEMA, _LIST, (_STRUCT, [root, *left_schema[1:], *right_schema[1:]]))
     _set(fmd, FMD_NUM_ROWS, _I64, sum(_get(g, RG_NUM_ROWS) for g in groups))
     _set(fmd, FMD_ROW_GROUPS, _LIST, (_STRUCT, groups))
+    if arrow_schema is not None:  # KeyValue {1: key, 2: value}
+        _set(fmd, FMD_KV, _LIST, (_STRUCT, [[[1, _BINARY, b"ARROW:schema"], [2, _BINARY, arrow_schema]]]))
     left_orders, right_orders = _get(left, FMD_COLUMN_ORDERS), _get(right, FMD_COLUMN_ORDERS)
     if left_orders is not None and right_orders is not None:  # one per leaf column, or none at all
         _set(fmd, FMD_COLUMN_ORDERS, _LIST, (left_orders[0], [*left_orders[1], *right_orders[1]]))

@@ -14,7 +14,7 @@ from bedrock_assets.asset_jobs import bedrock_batch_job
 from bedrock_assets.partitions import inputs_partitions
 from bedrock_assets.resources import ProjectStorage
 from bedrock_assets.specs import SpecError, load_specs
-from bedrock_assets.storage import INPUT_NAME, SUPPORTED_INPUT_SUFFIXES
+from bedrock_assets.storage import input_name_problem, unsupported_type_problem
 
 INPUTS_PREFIX = "inputs/"
 
@@ -97,11 +97,18 @@ def classify(obj: dict, batches: set[str]) -> tuple[InputFile | None, str | None
         return None, f"{key}: not under inputs/<batch>/<name>"
     if batch not in batches:
         return None, f"{key}: unknown batch {batch!r} (known: {', '.join(sorted(batches))})"
-    if "/" in name or not INPUT_NAME.match(name):
-        return None, f"{key}: input name {name!r} must match {INPUT_NAME.pattern}"
-    if not name.lower().endswith(SUPPORTED_INPUT_SUFFIXES):
-        return None, f"{key}: unsupported input type (use {', '.join(SUPPORTED_INPUT_SUFFIXES)})"
+    if "/" in name:
+        return None, f"{key}: in a sub-folder; put inputs directly under inputs/<batch>/"
+    # The same rule and words as `bedrock-assets add` and raw_dataset (storage.input_name_problem).
+    problem = input_name_problem(name, batch) or unsupported_type_problem(name)
+    if problem:
+        return None, f"{key}: {problem}"
     return InputFile(key, batch, name, obj["ETag"].strip('"')), None
+
+
+def _shown(items: list[str], limit: int = 20, sep: str = ", ") -> str:
+    # Name at most 20: a bulk upload of 10,000 files would otherwise be one ~200 kB line.
+    return sep.join(items[:limit]) + (f"{sep}... and {len(items) - limit} more" if len(items) > limit else "")
 
 
 @dg.sensor(
@@ -124,18 +131,20 @@ def new_input_files(context: dg.SensorEvaluationContext, storage: ProjectStorage
     )
     fresh, next_cursor = select_new(objects, cursor)
     inputs: list[InputFile] = []
+    skipped: list[str] = []
     for obj in fresh:
         found, reason = classify(obj, file_batches)
         if found is None:
+            skipped.append(str(reason))
             context.log.warning(f"skipping s3://{storage.resolved_bucket()}/{reason}")
         else:
             inputs.append(found)
     if not inputs:
-        return dg.SensorResult(cursor=next_cursor.dump(), skip_reason="no new input files" if not fresh else "no usable new input files")
+        # The tick's skip reason is what the UI shows: it names every skipped file and why.
+        reason = "no new input files" if not fresh else f"no usable new input files; skipped {_shown(skipped, sep='; ')}"
+        return dg.SensorResult(cursor=next_cursor.dump(), skip_reason=reason)
     keys = sorted({i.partition for i in inputs})
-    # Name at most 20: a bulk upload of 10,000 files would otherwise be one ~200 kB log line.
-    shown = ", ".join(keys[:20]) + (f", ... and {len(keys) - 20} more" if len(keys) > 20 else "")
-    context.log.info(f"{len(inputs)} new input file(s): {shown}")
+    context.log.info(f"{len(inputs)} new input file(s): {_shown(keys)}")
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(run_key=i.run_key, partition_key=i.partition, tags={"bedrock-assets/etag": i.etag})

@@ -11,13 +11,21 @@ import json
 import re
 from typing import Any, Iterator
 
-# Input names become S3 key segments and Bedrock s3Uri segments; Bedrock's s3Uri regex only allows
-# `[-!_*'().a-zA-Z0-9]` per segment (docs/bedrock-facts.md §1.1), and Dagster's UI backfill splits keys on commas.
+# A name of this form is used as it is in every S3 key of the partition (records/, shards/,
+# outputs/, jobs/, answers/, results/): it is a legal Bedrock s3Uri segment (`[-!_*'().a-zA-Z0-9]`,
+# docs/bedrock-facts.md §1.1) and polars reads it as a plain path (no glob characters).
 INPUT_NAME = re.compile(r"^[A-Za-z0-9][-_.A-Za-z0-9]{0,120}$")
 SUPPORTED_INPUT_SUFFIXES = (".csv", ".parquet", ".jsonl", ".ndjson")
 # The answer ledger (docs/ledger.md): shared by every partition of a model, so outside the
 # partition folders; the runtime role reads and writes it (deploy/iam).
 ANSWERS_PREFIX = "answers/"
+# S3 keys are at most 1,024 bytes of UTF-8; the input's own key is inputs/<batch>/<name>.
+MAX_KEY_BYTES = 1024
+# Characters a name may not hold, and why: these break Dagster, not S3. The UI's backfill dialog
+# splits partition keys on commas; "..." is Dagster's partition-range syntax; control characters
+# (newlines, tabs, NUL) are refused by Dagster in partition keys and cannot be shown in the UI.
+_REFUSED_IN_NAME = re.compile(r"[\x00-\x1f\x7f,/]|\.\.\.")
+_FOLDER_UNSAFE = re.compile(r"[^-_.A-Za-z0-9]+")
 
 
 class PartitionKeyError(ValueError):
@@ -31,13 +39,59 @@ def split_partition_key(partition: str) -> tuple[str, str]:
     return batch, name
 
 
-def check_input_name(name: str) -> str:
-    if not INPUT_NAME.match(name):
-        raise PartitionKeyError(
-            f"input name {name!r} must match {INPUT_NAME.pattern}: it becomes part of S3 keys and "
-            "Bedrock s3Uris (no spaces, commas or slashes)"
-        )
+def input_name_problem(name: str, batch: str = "") -> str | None:
+    """Why `name` cannot be an input name (None when it can). The one rule `bedrock-assets add`,
+    the sensor and raw_dataset all apply, so a name is refused everywhere with the same words.
+
+    Spaces, unicode, `#`, `?`, `%`, `+`, parentheses and several dots are fine: the partition key
+    keeps the name as it is and the S3 folders of the partition use `input_folder(name)`."""
+    if not name or name != name.strip():
+        return f"input name {name!r} is empty or starts or ends with whitespace"
+    bad = _REFUSED_IN_NAME.search(name)
+    if bad:
+        what = "'...'" if bad.group() == "..." else repr(bad.group())
+        return (f"input name {name!r} contains {what}: names may not contain commas (the Dagster UI splits "
+                "partition lists on them), '...' (Dagster's range syntax), '/' or control characters; rename the file")
+    if name.startswith("."):
+        return f"input name {name!r} starts with '.' (a hidden or temporary file); rename it"
+    key_bytes = len(f"inputs/{batch or 'x'}/{name}".encode())
+    if key_bytes > MAX_KEY_BYTES:
+        return f"input name {name[:40]!r}... is too long: its S3 key would be {key_bytes} bytes (S3 allows {MAX_KEY_BYTES})"
+    return None
+
+
+def unsupported_type_problem(name: str) -> str | None:
+    """Why a file name's extension is not an input type (None when it is one)."""
+    if name.lower().endswith(SUPPORTED_INPUT_SUFFIXES):
+        return None
+    return f"input {name!r}: unsupported input type; use one of {', '.join(SUPPORTED_INPUT_SUFFIXES)}"
+
+
+def check_input_name(name: str, batch: str = "") -> str:
+    problem = input_name_problem(name, batch)
+    if problem:
+        raise PartitionKeyError(problem)
     return name
+
+
+def input_folder(name: str) -> str:
+    """The S3 folder name of an input's artifacts: the name itself when it is already a safe
+    segment (every partition made before names were widened keeps its folders), else an ASCII
+    form of it plus 10 hex digits of its SHA-256 (so `a b.csv` and `a_b.csv` never share one),
+    extension last: `my file (1).csv` -> `my_file_1-<hash>.csv`. Safe for Bedrock s3Uris, polars
+    paths and S3 listings; the partition key and the UI keep the original name."""
+    if INPUT_NAME.match(name):
+        return name
+    import hashlib  # noqa: PLC0415
+    import unicodedata  # noqa: PLC0415
+
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not ext.isalnum() or len(ext) > 10:
+        stem, ext = name, ""
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    slug = _FOLDER_UNSAFE.sub("_", ascii_stem).strip("_.-")[:80] or "input"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return f"{slug}-{digest}" + (f".{ext.lower()}" if ext else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,16 +113,23 @@ class PartitionLayout:
         return f"s3://{self.bucket}/{key}"
 
     @property
+    def folder(self) -> str:
+        """`<batch>/<input_folder(name)>`: the partition's folder under records/, shards/,
+        outputs/, jobs/, answers/<model>/ and results/ (= the partition key for safe names)."""
+        return f"{self.batch}/{input_folder(self.input_name)}"
+
+    @property
     def input_key(self) -> str:
+        # The user's own object, under its own name (read with boto3 or a non-glob polars scan).
         return f"inputs/{self.partition}"
 
     @property
     def records_key(self) -> str:
-        return f"records/{self.partition}/records.parquet"
+        return f"records/{self.folder}/records.parquet"
 
     @property
     def shards_prefix(self) -> str:
-        return f"shards/{self.partition}/"
+        return f"shards/{self.folder}/"
 
     def shard_key(self, shard_name: str) -> str:
         return f"{self.shards_prefix}{shard_name}"
@@ -89,18 +150,18 @@ class PartitionLayout:
 
     def outputs_prefix(self, shard_name: str) -> str:
         # Bedrock writes `<this prefix>/<jobId>/<shard file>.out` (docs/bedrock-facts.md §4).
-        return f"outputs/{self.partition}/{shard_name.removesuffix('.jsonl')}/"
+        return f"outputs/{self.folder}/{shard_name.removesuffix('.jsonl')}/"
 
     def job_record_key(self, shard_name: str) -> str:
-        return f"jobs/{self.partition}/{shard_name.removesuffix('.jsonl')}.json"
+        return f"jobs/{self.folder}/{shard_name.removesuffix('.jsonl')}.json"
 
     @property
     def jobs_summary_key(self) -> str:
-        return f"jobs/{self.partition}/jobs.json"
+        return f"jobs/{self.folder}/jobs.json"
 
     @property
     def results_key(self) -> str:
-        return f"results/{self.partition}/results.parquet"
+        return f"results/{self.folder}/results.parquet"
 
 
 def put_json(s3: Any, bucket: str, key: str, doc: Any) -> None:

@@ -75,7 +75,8 @@ def test_spliced_file_reads_as_both_sides_side_by_side(tmp_path, writer, left_co
     # The left side's chunks are its own bytes: its codec is kept.
     meta = pq.ParquetFile(dest).metadata
     assert meta.num_rows == left.height and meta.num_columns == 8
-    assert meta.metadata is None  # no embedded Arrow schema (it would describe one side only)
+    # One embedded Arrow schema, of both sides' columns (it carries what parquet types cannot say).
+    assert set(meta.metadata) == {b"ARROW:schema"} and pq.read_schema(dest).names == expected.columns
     left_codec_name = pq.ParquetFile(tmp_path / "left.parquet").metadata.row_group(0).column(0).compression
     assert meta.row_group(0).column(0).compression == left_codec_name
     assert pl.scan_parquet(dest).filter(pl.col("n") == 2000).select("response").collect().item() == right["response"][2000]
@@ -117,3 +118,26 @@ def test_thrift_struct_round_trip_of_every_type():
     again, end = ps.read_struct(memoryview(bytes(out)))
     assert end == len(out)
     assert again == fields
+
+
+def test_arrow_only_types_of_the_records_survive_the_splice(tmp_path):
+    """A time zone's name, fixed-size arrays, durations, null-only and categorical columns live
+    only in the embedded Arrow schema: the spliced file must keep them for the records' side."""
+    import datetime as dt
+
+    left = pl.DataFrame(
+        {"ts": [dt.datetime(2024, 1, 1, 12)], "arr": [[1.0, 2.0]], "span": [dt.timedelta(seconds=3)],
+         "nothing": [None], "cat": ["a"]},
+        schema_overrides={"ts": pl.Datetime("us", "Asia/Tokyo"), "arr": pl.Array(pl.Float64, 2), "cat": pl.Categorical,
+                          "nothing": pl.Null},
+    )
+    left.write_parquet(tmp_path / "left.parquet")
+    right = pl.DataFrame({"response": ["r"]})
+    buf = io.BytesIO()
+    right.write_parquet(buf)
+    writer = ps.SplicedParquetWriter(tmp_path / "left.parquet", tmp_path / "out.parquet")
+    writer.append(buf.getvalue())
+    writer.close()
+    got = pl.read_parquet(tmp_path / "out.parquet")
+    assert got.schema == pl.Schema({**left.schema, "response": pl.String})
+    assert got.drop("response").equals(left)

@@ -45,3 +45,20 @@ def test_add_rejects_bad_input_with_a_clear_message(aws_env, write_specs, instan
     assert "unsupported input type" in capsys.readouterr().err
     assert add_main(["nope", str(bad)]) == 2
     assert "unknown batch 'nope'" in capsys.readouterr().err
+
+
+def test_add_takes_awkward_names_and_refuses_others_like_the_sensor(aws_env, write_specs, instance, tmp_path, capsys):
+    from bedrock_assets.storage import input_name_problem
+
+    write_specs(SPECS)
+    local = tmp_path / "my topics #1 (é).csv"
+    pl.DataFrame({"topic": ["a"]}).write_csv(local)
+    assert add_main(["jokes", str(local)]) == 0
+    assert aws_env.s3.get_object(Bucket=aws_env.bucket, Key="inputs/jokes/my topics #1 (é).csv")["Body"].read() == local.read_bytes()
+    assert "jokes/my topics #1 (é).csv" in dg.DagsterInstance.get().get_dynamic_partitions(inputs_partitions.name)
+
+    bad = tmp_path / "a,b.csv"
+    bad.write_text("topic\nx\n")
+    assert add_main(["jokes", str(bad)]) == 2
+    assert input_name_problem("a,b.csv", "jokes") in capsys.readouterr().err
+    assert not aws_env.s3.list_objects_v2(Bucket=aws_env.bucket, Prefix="inputs/jokes/a,b").get("KeyCount")

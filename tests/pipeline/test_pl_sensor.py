@@ -86,3 +86,22 @@ def test_unknown_batch_and_unsupported_type_are_skipped(aws_env, write_specs, in
     result = tick(instance, None)
     assert not result.run_requests
     assert instance.get_dynamic_partitions(inputs_partitions.name) == []
+
+
+def test_awkward_names_become_partitions_and_refused_ones_are_named_in_the_skip_reason(aws_env, write_specs, instance):
+    from bedrock_assets.storage import input_name_problem
+
+    write_specs(SPECS)
+    fine = ["my topics (1).csv", "café 東京.jsonl", "q#1?.parquet", "50%+off.v2.final.csv", "n" * 300 + ".csv"]
+    for name in fine:
+        put(aws_env, f"inputs/jokes/{name}")
+    result = tick(instance, None)
+    assert sorted(r.partition_key for r in result.run_requests) == sorted(f"jokes/{n}" for n in fine)
+
+    put(aws_env, "inputs/jokes/a,b.csv")
+    put(aws_env, "inputs/jokes/notes.txt")
+    skipped = tick(instance, result.cursor)
+    assert not skipped.run_requests
+    # The UI shows the tick's skip reason: every skipped file, and the same words `add` prints.
+    assert "inputs/jokes/a,b.csv: " + input_name_problem("a,b.csv", "jokes") in skipped.skip_reason.skip_message
+    assert "inputs/jokes/notes.txt: input 'notes.txt': unsupported input type" in skipped.skip_reason.skip_message

@@ -105,13 +105,28 @@ def test_bad_partition_keys(key):
         split_partition_key(key)
 
 
-@pytest.mark.parametrize("name, ok", [("topics.csv", True), ("a b.csv", False), ("x,y.csv", False), ("train", True), (".hidden", False)])
+@pytest.mark.parametrize("name, ok", [
+    ("topics.csv", True), ("a b.csv", True), ("café #1?.csv", True), ("x,y.csv", False), ("train", True), (".hidden", False),
+    ("tab\there.csv", False), (" lead.csv", False), ("x" * 1100 + ".csv", False),
+])
 def test_input_names(name, ok):
     if ok:
         assert check_input_name(name) == name
     else:
         with pytest.raises(PartitionKeyError):
             check_input_name(name)
+
+
+def test_awkward_names_get_safe_distinct_folders():
+    from bedrock_assets.storage import INPUT_NAME, input_folder
+
+    assert input_folder("topics.csv") == "topics.csv"  # safe names keep their folders
+    folders = {input_folder(n) for n in ("a b.csv", "a_b.csv", "a  b.csv", "café.csv", "cafe\u0301.csv", "q#?.parquet")}
+    assert len(folders) == 6 and all(INPUT_NAME.match(f) for f in folders)
+    assert input_folder("my file (1).CSV").endswith(".csv") and len(input_folder("x" * 900 + ".csv")) < 100
+    layout = PartitionLayout("bkt", "jokes/a b.csv")
+    assert layout.input_key == "inputs/jokes/a b.csv"
+    assert layout.records_key == f"records/jokes/{input_folder('a b.csv')}/records.parquet"
 
 
 def test_layout_keys_are_under_the_partition():
@@ -161,7 +176,8 @@ def test_cursor_sees_a_reupload_with_new_content():
         ("inputs/jokes/a.xlsx", False),
         ("inputs/jokes/", False),
         ("inputs/jokes/sub/a.csv", False),
-        ("inputs/jokes/a b.csv", False),
+        ("inputs/jokes/a b.csv", True),
+        ("inputs/jokes/a,b.csv", False),
     ],
 )
 def test_classify(key, ok):
