@@ -50,8 +50,8 @@ TAG_TEXT = re.compile(r"[a-zA-Z0-9\s._:/=+@-]*", re.ASCII)
 TAG_KEY_MAX = 128
 TAG_VALUE_MAX = 256
 MAX_TAGS = 200  # botocore `TagList`: 0..200 per job
-# `aws:` is reserved for AWS on every taggable resource (AWS Tagging Best Practices, "Tag naming
-# limits and requirements"); Bedrock would refuse the request only after we had uploaded shards.
+# `aws:` is reserved for AWS on every taggable resource ("Tagging AWS resources", AWS General
+# Reference, docs/bedrock-facts.md §8): refused here, before any upload, not by Bedrock later.
 AWS_PREFIX = "aws:"
 
 # The project's own tags: which partition and shard a job belongs to (jobs and costs can be
