@@ -22,11 +22,13 @@ import dagster as dg
 import polars as pl
 import pydantic
 
-from bedrock_assets import attempts, jobs, ledger, parquet_splice, pricing, providers, records, results, shards
+from bedrock_assets import (
+    attempts, job_options, jobs, ledger, parquet_splice, pricing, providers, records, results, shards,
+)
 from bedrock_assets.partitions import inputs_partitions
 from bedrock_assets.resources import BedrockBatch, ProjectStorage
 from bedrock_assets.settings import BEDROCK_POOL
-from bedrock_assets.specs import SpecError, get_spec
+from bedrock_assets.specs import SpecError, get_spec, specs_path
 from bedrock_assets.storage import (
     PartitionKeyError,
     get_json,
@@ -109,7 +111,7 @@ def bad_input_fails_cleanly():
     try:
         yield
     except (SpecError, providers.ProviderError, pricing.PricingError, records.RecordsError, shards.InputValidationError,
-            PartitionKeyError) as exc:
+            PartitionKeyError, job_options.JobOptionsError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
 
 
@@ -244,7 +246,9 @@ def _cache_metadata(spec, provider, known: pl.LazyFrame, shard_set: shards.Shard
         _check("within_budget", "jsonl_shards", blocking=True),
     ],
 )
-def jsonl_shards(context: dg.AssetExecutionContext, config: ShardsConfig, storage: ProjectStorage) -> dg.MaterializeResult:
+def jsonl_shards(
+    context: dg.AssetExecutionContext, config: ShardsConfig, storage: ProjectStorage, bedrock: BedrockBatch,
+) -> dg.MaterializeResult:
     """The partition's records rendered as the model's request bodies, each with its request
     digest (`shards/<partition>/requests.parquet`); the requests the answer ledger does not
     answer yet are split into Bedrock-legal JSONL shards (record and byte limits) under
@@ -258,6 +262,9 @@ def jsonl_shards(context: dg.AssetExecutionContext, config: ShardsConfig, storag
         # Read (and validate) the price table now: a malformed override file fails here, before
         # any shard is uploaded, instead of at the estimate after the upload.
         prices = pricing.load_prices()
+        # The deployment's job options (resource fields / env vars) and their merge with the
+        # batch's: a bad KMS id, VPC or tag fails here, before any shard upload or job.
+        job_options.for_shard(spec, bedrock.job_defaults(), partition, "shard-00000.jsonl", origin=str(specs_path()))
     layout = storage.layout(partition)
     opts = storage.polars_options()
     source = layout.uri(layout.input_key) if not spec.is_hf else f"hf://{spec.hf_dataset}[{layout.input_name}]"
@@ -380,6 +387,8 @@ def run_shard_job(context: dg.OpExecutionContext, bedrock: BedrockBatch, storage
     if shard.get("name") is None:
         return {"shard": None, "records": 0, "attempts": []}
     spec = get_spec(split_partition_key(partition)[0])
+    with bad_input_fails_cleanly():  # checked by jsonl_shards already; a config changed since fails here
+        options = job_options.for_shard(spec, bedrock.job_defaults(), partition, shard["name"], origin=str(specs_path()))
     layout = storage.layout(partition)
     # This shard's record ids and request digests: its answers go into the ledger under them.
     requests = (
@@ -402,6 +411,7 @@ def run_shard_job(context: dg.OpExecutionContext, bedrock: BedrockBatch, storage
         log=context.log.info,
         warn=context.log.warning,
         requests=requests,
+        job_options=options,
     )
     started = time.time()
     try:

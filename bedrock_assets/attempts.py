@@ -35,7 +35,7 @@ from typing import Any, Callable
 import botocore.exceptions
 import polars as pl
 
-from bedrock_assets import jobs, ledger, results, shards
+from bedrock_assets import job_options, jobs, ledger, results, shards
 from bedrock_assets.storage import PartitionLayout, list_keys, put_json
 
 Log = Callable[[str], None]
@@ -61,6 +61,8 @@ class ShardRun:
     warn: Log = print
     # record_id, request_digest of this shard's records (requests.parquet, jsonl_shards)
     requests: pl.DataFrame | None = None
+    # KMS key, VPC and tags of this shard's jobs (job_options.for_shard); None: the project's tags only.
+    job_options: job_options.JobOptions | None = None
 
     @property
     def model_key(self) -> str:
@@ -235,6 +237,7 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
     input_digest = base.shard_digest
     attempt, failed_retries = 1, 0
     n = run.shard["records"]
+    options = run.job_options or job_options.project_only(run.partition, run.name)
     while True:
         if n < run.spec.on_demand_threshold:
             # Under the minimum job size (a small input, or the remainder of a shard): on-demand.
@@ -248,13 +251,18 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
             status = existing[0].get("status")
             what = "reusing the outputs of completed" if status in jobs.TERMINAL else "re-attaching to existing"
             run.log(f"{run.name}: {what} job {identity.job_name} ({status}); no new job created")
+            # Job options are not part of the job's identity (they do not change answers), so a
+            # job created before they were changed is reused as it is; say so.
+            changed = options.differences(existing[0])
+            if changed:
+                run.warn(f"{run.name}: job {identity.job_name} was created with other job options "
+                         f"({'; '.join(changed)}); reusing it, since job options do not change answers")
         else:
             arn = jobs.create_job(
                 client, identity, client_request_token=identity.token_for_input(input_digest), log=run.log,
                 model_id=run.spec.model_id, role_arn=run.role_arn, input_uri=input_uri,
                 output_uri=layout.uri(layout.outputs_prefix(run.name)), timeout_hours=run.timeout_hours,
-                invocation_type=run.spec.invocation_type,
-                tags={"bedrock-assets/partition": run.partition, "bedrock-assets/shard": run.name},
+                invocation_type=run.spec.invocation_type, options=options,
                 backoff=jobs.Backoff(cap=run.backoff_cap),
             )
             jobs.crash_point("after-create")
@@ -264,6 +272,8 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
             "attempt": attempt, "route": "batch", "job_name": identity.job_name, "job_arn": arn,
             "created_by_this_step": created, "input_uri": input_uri, "status": "Submitted",
             "output_prefix": layout.outputs_prefix(run.name) + jobs.job_id_from_arn(arn) + "/",
+            # What this step asked for; a re-attached job keeps the options it was created with.
+            "job_options": options.summary(),
         }
         record["attempts"].append(entry)
         put_json(s3, layout.bucket, layout.job_record_key(run.name), record)

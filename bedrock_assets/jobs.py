@@ -20,6 +20,8 @@ import signal
 import time
 from typing import Any, Callable
 
+from bedrock_assets.job_options import JobOptions
+
 # Not started yet: no counts, no outputs. Time in any of these counts toward `stuck_after_minutes`.
 QUEUED = frozenset({"Submitted", "Validating", "Scheduled"})
 TERMINAL = frozenset({"Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired"})
@@ -123,7 +125,7 @@ def create_job(
     output_uri: str,
     timeout_hours: int,
     invocation_type: str = "InvokeModel",
-    tags: dict[str, str] | None = None,
+    options: JobOptions | None = None,
     log: Log = print,
     sleep: Callable[[float], None] = time.sleep,
     backoff: Backoff | None = None,
@@ -135,6 +137,9 @@ def create_job(
     ThrottlingException and ServiceQuotaExceededException mean "not now" (another client may
     hold the quota), so they are retried with jittered backoff and never fail the run by
     themselves — up to `max_wait_seconds`.
+
+    `options` (KMS key, VPC, tags; job_options.py) go into the request but not into the job's
+    name or token: they do not change answers (docs/bedrock-facts.md §8.3).
     """
     backoff = backoff or Backoff()
     request: dict[str, Any] = {
@@ -148,8 +153,8 @@ def create_job(
     }
     if invocation_type != "InvokeModel":
         request["modelInvocationType"] = invocation_type
-    if tags:
-        request["tags"] = [{"key": k, "value": v} for k, v in sorted(tags.items())]
+    if options is not None:
+        request = options.apply(request)
     started = time.monotonic()
     while True:
         try:

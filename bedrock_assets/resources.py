@@ -15,7 +15,7 @@ from botocore.config import Config
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from bedrock_assets import settings
+from bedrock_assets import job_options, settings
 from bedrock_assets.storage import PartitionLayout
 
 
@@ -39,6 +39,46 @@ class BedrockBatch(dg.ConfigurableResource):
         description="Longest jittered pause between CreateModelInvocationJob retries on throttling/quota; "
         "unset: $BEDROCK_ASSETS_BACKOFF_CAP_SECONDS, then 60.",
     )
+
+    # Job options for every job of this deployment (job_options.py); a batch's spec fields win.
+    output_kms_key_id: Optional[str] = Field(
+        default=None,
+        description="KMS key for the job outputs (s3EncryptionKeyId): key id, key ARN, alias or alias ARN; a batch's "
+        "`output_kms_key_id` wins. Unset: $BEDROCK_ASSETS_OUTPUT_KMS_KEY_ID, else none (the bucket's default encryption).",
+    )
+    vpc_subnet_ids: Optional[list[str]] = Field(
+        default=None,
+        description="Subnet ids (1..16) of the jobs' VPC config, with vpc_security_group_ids; a batch's `vpc_config` "
+        "wins as a whole. Unset: $BEDROCK_ASSETS_VPC_SUBNET_IDS (comma-separated), else no VPC.",
+    )
+    vpc_security_group_ids: Optional[list[str]] = Field(
+        default=None,
+        description="Security group ids (1..5) of the jobs' VPC config, with vpc_subnet_ids. Unset: "
+        "$BEDROCK_ASSETS_VPC_SECURITY_GROUP_IDS (comma-separated).",
+    )
+    job_tags: Optional[dict[str, str]] = Field(
+        default=None,
+        description="Tags for every job; a batch's `job_tags` are merged over them (the batch wins per key), the "
+        "project's bedrock-assets/partition and bedrock-assets/shard are always added. Unset: $BEDROCK_ASSETS_JOB_TAGS "
+        "(a JSON object).",
+    )
+
+    def job_defaults(self) -> job_options.JobDefaults:
+        """The deployment's job options, validated (job_options.JobOptionsError names the field or
+        variable at fault). Called when a run starts (jsonl_shards), before any upload or job."""
+
+        def pick(field: str, env: str):
+            value = getattr(self, field)
+            if value is not None:
+                return value, f"BedrockBatch resource config `{field}`"
+            return settings.env_text(env), f"${env}"
+
+        return job_options.resolve_defaults(
+            kms=pick("output_kms_key_id", settings.ENV_OUTPUT_KMS_KEY_ID),
+            subnets=pick("vpc_subnet_ids", settings.ENV_VPC_SUBNET_IDS),
+            security_groups=pick("vpc_security_group_ids", settings.ENV_VPC_SECURITY_GROUP_IDS),
+            tags=pick("job_tags", settings.ENV_JOB_TAGS),
+        )
 
     def resolved_region(self) -> str:
         return self.region_name or settings.region()

@@ -16,6 +16,11 @@ ENV_ENDPOINT = "AWS_ENDPOINT_URL"
 ENV_SPECS = "BEDROCK_ASSETS_SPECS"
 ENV_POLL_SECONDS = "BEDROCK_ASSETS_POLL_SECONDS"
 ENV_BACKOFF_CAP = "BEDROCK_ASSETS_BACKOFF_CAP_SECONDS"
+# Deployment-wide job options (bedrock_assets/job_options.py); a batch's spec fields win over them.
+ENV_OUTPUT_KMS_KEY_ID = "BEDROCK_ASSETS_OUTPUT_KMS_KEY_ID"  # a key id, key ARN, alias or alias ARN
+ENV_VPC_SUBNET_IDS = "BEDROCK_ASSETS_VPC_SUBNET_IDS"  # comma-separated
+ENV_VPC_SECURITY_GROUP_IDS = "BEDROCK_ASSETS_VPC_SECURITY_GROUP_IDS"  # comma-separated
+ENV_JOB_TAGS = "BEDROCK_ASSETS_JOB_TAGS"  # a JSON object: {"team": "search"}
 
 DEFAULT_BUCKET = "bedrock-assets"
 DEFAULT_REGION = "us-east-1"
@@ -49,6 +54,12 @@ def poll_seconds() -> float:
 
 def backoff_cap_seconds() -> float:
     return float(os.environ.get(ENV_BACKOFF_CAP) or DEFAULT_BACKOFF_CAP_SECONDS)
+
+
+def env_text(name: str) -> str | None:
+    """The variable's text, None when unset or empty (an empty variable means "not set", as for the
+    others here). Parsed and validated by job_options.resolve_defaults, which names the variable."""
+    return os.environ.get(name) or None
 
 
 def polars_storage_options() -> dict[str, str]:

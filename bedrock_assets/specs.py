@@ -29,7 +29,7 @@ import pydantic
 import yaml
 from pydantic import AfterValidator, ConfigDict, Field
 
-from bedrock_assets import prompts, providers, settings
+from bedrock_assets import job_options, prompts, providers, settings
 from bedrock_assets.providers import known_models
 from bedrock_assets.validation import NO_VALUE, Problems, problem_lines
 
@@ -168,6 +168,39 @@ class SpecFields(pydantic.BaseModel):
     )
     hf_config: Text | None = Field(default=None, description="Hugging Face dataset configuration (needs `hf_dataset`).")
     max_rows: int | None = Field(default=None, ge=1, description="Take only the first N rows of the input (>= 1).")
+    # Job options (job_options.py, docs/bedrock-facts.md §8): they do not change answers, so they
+    # are not part of the request digest or the job identity.
+    output_kms_key_id: job_options.KmsKeyId | None = Field(
+        default=None,
+        description="KMS key Bedrock encrypts this batch's job outputs with (CreateModelInvocationJob "
+        "`outputDataConfig.s3OutputDataConfig.s3EncryptionKeyId`): a key id, key ARN, alias (`alias/name`) or alias "
+        "ARN. Unset: the BedrockBatch resource's (`$BEDROCK_ASSETS_OUTPUT_KMS_KEY_ID`), else the bucket's default "
+        "encryption. The service role needs kms:GenerateDataKey on it, the runtime role kms:Decrypt (deploy/README.md).",
+    )
+    vpc_config: job_options.VpcConfig | None = Field(
+        default=None,
+        description="Run this batch's jobs in a VPC: `{subnet_ids: [...], security_group_ids: [...]}` (1..16 "
+        "subnets, 1..5 security groups), Bedrock's `vpcConfig`. Taken whole, over the BedrockBatch resource's "
+        "(`$BEDROCK_ASSETS_VPC_SUBNET_IDS` / `$BEDROCK_ASSETS_VPC_SECURITY_GROUP_IDS`). The service role needs the "
+        "EC2 network-interface permissions of deploy/README.md.",
+    )
+    job_tags: dict[str, str] = Field(
+        default_factory=dict,
+        description=f"Tags for this batch's jobs, merged over the BedrockBatch resource's (`$BEDROCK_ASSETS_JOB_TAGS`; "
+        f"the batch wins per key). Keys 1..{job_options.TAG_KEY_MAX} and values 0..{job_options.TAG_VALUE_MAX} characters "
+        f"of letters, digits, spaces and `. _ : / = + @ -`; keys starting with `aws:` or `bedrock-assets/` are "
+        f"reserved; at most {job_options.MAX_USER_TAGS} (the project adds `bedrock-assets/partition` and "
+        f"`bedrock-assets/shard` to every job; {job_options.MAX_TAGS} in all).",
+    )
+
+    @pydantic.field_validator("job_tags")
+    @classmethod
+    def _tags(cls, tags: dict[str, str]) -> dict[str, str]:
+        problems = job_options.tag_problems(tags)
+        if problems:
+            raise Problems([(f"job_tags[{key!r}]" if key else "job_tags", message, NO_VALUE if bad is None else bad)
+                            for key, message, bad in problems])
+        return tags
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> "SpecFields":
@@ -274,6 +307,10 @@ class BatchSpec:
     hf_config: str | None = None
     max_rows: int | None = None  # take only the first N rows of the input
     allow_unlisted_model_id: bool = False  # model_id need not be in providers/known_models.py
+    # Job options (job_options.py): over the BedrockBatch resource's; never part of the job identity.
+    output_kms_key_id: str | None = None  # KMS key for the job outputs (s3EncryptionKeyId)
+    vpc_config: job_options.VpcConfig | None = None  # subnets + security groups
+    job_tags: dict[str, str] = dataclasses.field(default_factory=dict)  # merged over the deployment's
 
     @property
     def template(self) -> str | None:
@@ -309,7 +346,8 @@ def _parse_one(name: str, raw: Any, origin: str) -> tuple[BatchSpec | None, list
         return None, problems + problem_lines(exc, where, SpecFields)
     if problems:
         return None, problems
-    return BatchSpec(name=name, **fields.model_dump()), []
+    # Attributes, not model_dump(): the nested VpcConfig stays a typed model.
+    return BatchSpec(name=name, **{f: getattr(fields, f) for f in SpecFields.model_fields}), []
 
 
 class _Loader(yaml.SafeLoader):

@@ -154,6 +154,10 @@ def problem_lines(exc: pydantic.ValidationError, where: str, model: type[pydanti
         elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
             op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
             message = f"must be {_range(model, loc) or f'{op} {next(iter(ctx.values()))}'}"
+        elif kind in ("too_long", "too_short") and "actual_length" in ctx:
+            # A list's size ("List should have at most 5 items after validation, not 6").
+            n = ctx["max_length"] if kind == "too_long" else ctx["min_length"]
+            message = f"must have {'at most' if kind == 'too_long' else 'at least'} {n} item{'s' * (n != 1)}, has {ctx['actual_length']}"
         elif kind == "value_error" and error is not None:
             message = str(error)
         else:

@@ -12,6 +12,13 @@ are linted (``lint_policy``) before anything is written: the renderer refuses to
 that grants a wildcard action, a ``*`` resource outside the one documented exception, or S3
 access outside the configured bucket prefixes.  The same lint runs in tests/deploy.
 
+Job options (docs/bedrock-facts.md §8) add statements from ``iam/optional/statements.json``
+only when configured: ``--output-kms-key-arn`` (repeatable) gives the service role
+kms:GenerateDataKey + kms:Decrypt and the runtime role kms:Decrypt on those keys, via S3 only;
+``--vpc-subnet-id`` / ``--vpc-security-group-id`` (repeatable, together) give the service role
+the EC2 network-interface permissions Bedrock's batch-in-a-VPC guide lists, scoped to those
+subnets and security groups.  Without them no kms: or ec2: statement is rendered.
+
 Standard library only (plus PyYAML for --models-from-specs), so it runs in any CI image.
 """
 
@@ -40,15 +47,35 @@ TEMPLATES = {
     "dagster-runtime-role-trust-ecs.json": "trust",
 }
 
-# Actions that have no resource-level permissions, so "Resource": "*" is the only valid form.
-# Source: AWS Service Authorization Reference for Amazon Bedrock, ListModelInvocationJobs row
-# (access level List, no resource types), as mirrored in iann0036/iam-dataset
-# aws/iam_definition.json (checked 2026-11-24).  Keep this set minimal.
-STAR_RESOURCE_ACTIONS = {"bedrock:ListModelInvocationJobs"}
-STAR_RESOURCE_SIDS = {"ListBatchJobsNoResourceLevelPermissions"}
+OPTIONAL_STATEMENTS = IAM_DIR / "optional" / "statements.json"
+
+# Actions that have no resource-level permissions, so "Resource": "*" is the only valid form, by
+# the Sid allowed to hold them.  Sources: AWS Service Authorization Reference, Amazon Bedrock
+# ListModelInvocationJobs row (access level List, no resource types), as mirrored in
+# iann0036/iam-dataset aws/iam_definition.json (checked 2026-11-24); Amazon EC2 Describe* rows
+# (no resource types), and Bedrock's batch-in-a-VPC policy, which grants exactly these five on "*"
+# (https://docs.aws.amazon.com/bedrock/latest/userguide/batch-vpc.html).  Keep this minimal.
+STAR_RESOURCE_BY_SID = {
+    "ListBatchJobsNoResourceLevelPermissions": {"bedrock:ListModelInvocationJobs"},
+    "DescribeVpcResourcesNoResourceLevelPermissions": {
+        "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+    },
+}
+# "*" narrowed by conditions, exactly as Bedrock's batch-in-a-VPC policy does (same source): the
+# lint checks the conditions (configured subnets, ENIs tagged with a batch job ARN).
+CONDITIONED_STAR_BY_SID = {
+    "ManageBedrockEnisInConfiguredSubnetsOnly": {
+        "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
+    },
+}
+STAR_RESOURCE_ACTIONS = set().union(*STAR_RESOURCE_BY_SID.values(), *CONDITIONED_STAR_BY_SID.values())
+STAR_RESOURCE_SIDS = set(STAR_RESOURCE_BY_SID) | set(CONDITIONED_STAR_BY_SID)
+# The tags Bedrock puts on the network interfaces it creates for a batch job (batch-vpc.html).
+BEDROCK_ENI_TAG_KEYS = ["BedrockManaged", "BedrockModelInvocationJobArn"]
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Z_]+)\}")
-_LIST_PLACEHOLDERS = {"MODEL_ARNS"}
+_LIST_PLACEHOLDERS = {"MODEL_ARNS", "KMS_KEY_ARNS", "VPC_SUBNET_ARNS", "VPC_SECURITY_GROUP_ARNS"}
 # Cross-region inference profile ids start with a geography: us.anthropic..., eu.amazon..., ...
 _PROFILE_ID = re.compile(r"^(us|us-gov|eu|apac|ca|jp|au|global)\.(.+)$")
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
@@ -56,6 +83,11 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
 _ROLE_NAME = re.compile(r"^[A-Za-z0-9+=,.@_-]{1,64}$")
 _S3_PREFIX = re.compile(r"^[A-Za-z0-9!_.'()/-]+$")
+# A KMS key ARN (not an alias: an alias ARN in a policy's Resource controls the alias only, not
+# the key's use; https://docs.aws.amazon.com/kms/latest/developerguide/cmks-in-iam-policies.html).
+_KMS_KEY_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):kms:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:key/[a-zA-Z0-9-]{36}$")
+# botocore's SubnetId / SecurityGroupId pattern (docs/bedrock-facts.md §8).
+_VPC_ID = re.compile(r"^[-0-9a-zA-Z]{1,32}$")
 
 
 @dataclass(frozen=True)
@@ -71,6 +103,11 @@ class IamConfig:
     # Regions a cross-region inference profile may route to; each needs the foundation-model ARN.
     # Default: only `region` (fails closed: other regions answer AccessDenied).
     profile_regions: tuple[str, ...] = field(default_factory=tuple)
+    # Job options (docs/bedrock-facts.md §8): every output KMS key and every VPC subnet / security
+    # group any batch or the deployment uses.  Empty: no kms: / ec2: statements at all.
+    output_kms_key_arns: tuple[str, ...] = field(default_factory=tuple)
+    vpc_subnet_ids: tuple[str, ...] = field(default_factory=tuple)
+    vpc_security_group_ids: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
         problems = []
@@ -98,6 +135,16 @@ class IamConfig:
             problems.append("compute logs must not share a project prefix of the data bucket")
         if self.partition not in {"aws", "aws-cn", "aws-us-gov"}:
             problems.append(f"unknown partition {self.partition!r}")
+        for key in self.output_kms_key_arns:
+            if not _KMS_KEY_ARN.match(key) or not key.startswith(f"arn:{self.partition}:"):
+                problems.append(f"output KMS key {key!r} must be a key ARN (arn:{self.partition}:kms:<region>:<account>:"
+                                "key/<key id>); an alias cannot grant use of a key in IAM")
+        if bool(self.vpc_subnet_ids) != bool(self.vpc_security_group_ids):
+            problems.append("a VPC needs both --vpc-subnet-id and --vpc-security-group-id")
+        for kind, ids in (("subnet", self.vpc_subnet_ids), ("security group", self.vpc_security_group_ids)):
+            for i in ids:
+                if not _VPC_ID.match(i):
+                    problems.append(f"not a {kind} id: {i!r} (letters, digits and '-', wildcards are refused)")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -112,6 +159,14 @@ class IamConfig:
     @property
     def service_role_arn(self) -> str:
         return f"arn:{self.partition}:iam::{self.account_id}:role/{self.service_role_name}"
+
+    def vpc_arns(self, kind: str) -> list[str]:
+        ids = self.vpc_subnet_ids if kind == "subnet" else self.vpc_security_group_ids
+        return [f"arn:{self.partition}:ec2:{self.region}:{self.account_id}:{kind}/{i}" for i in ids]
+
+    @property
+    def job_arns(self) -> str:
+        return f"arn:{self.partition}:bedrock:{self.region}:{self.account_id}:model-invocation-job/*"
 
     def scalars(self) -> dict[str, str]:
         return {
@@ -180,10 +235,30 @@ def load_template(name: str) -> dict:
     return json.loads((IAM_DIR / name).read_text())
 
 
+def with_optional_statements(cfg: IamConfig) -> dict[str, dict]:
+    """Every template, with the optional statements the configured job options need appended."""
+    optional = json.loads(OPTIONAL_STATEMENTS.read_text())
+    docs = {}
+    for name in TEMPLATES:
+        doc = load_template(name)
+        extra = optional.get(name, {})
+        if cfg.output_kms_key_arns:
+            doc["Statement"] += extra.get("kms", [])
+        if cfg.vpc_subnet_ids:
+            doc["Statement"] += extra.get("vpc", [])
+        docs[name] = doc
+    return docs
+
+
 def render_all(cfg: IamConfig) -> dict[str, dict]:
     """Render every template; raises ValueError if any rendered document fails the lint."""
-    lists = {"MODEL_ARNS": model_arns(cfg)}
-    rendered = {name: _render(load_template(name), cfg.scalars(), lists) for name in TEMPLATES}
+    lists = {
+        "MODEL_ARNS": model_arns(cfg),
+        "KMS_KEY_ARNS": sorted(set(cfg.output_kms_key_arns)),
+        "VPC_SUBNET_ARNS": cfg.vpc_arns("subnet"),
+        "VPC_SECURITY_GROUP_ARNS": cfg.vpc_arns("security-group"),
+    }
+    rendered = {name: _render(doc, cfg.scalars(), lists) for name, doc in with_optional_statements(cfg).items()}
     problems = [f"{name}: {p}" for name, doc in rendered.items() for p in lint_policy(doc, cfg, TEMPLATES[name])]
     if problems:
         raise ValueError("rendered IAM documents fail the least-privilege lint:\n  " + "\n  ".join(problems))
@@ -272,17 +347,25 @@ def lint_policy(doc: Any, cfg: IamConfig, kind: str) -> list[str]:
             problems.append(f"{where}: empty Resource")
         cond = st.get("Condition", {})
         if "*" in resources:
-            if st.get("Sid") not in STAR_RESOURCE_SIDS or not set(actions) <= STAR_RESOURCE_ACTIONS:
+            sid = st.get("Sid")
+            allowed_star = STAR_RESOURCE_BY_SID.get(sid) or CONDITIONED_STAR_BY_SID.get(sid) or set()
+            if not allowed_star or not set(actions) <= allowed_star:
                 problems.append(
                     f"{where}: Resource '*' is only allowed for {sorted(STAR_RESOURCE_ACTIONS)} "
                     f"under Sid {sorted(STAR_RESOURCE_SIDS)}"
                 )
             if resources != ["*"]:
                 problems.append(f"{where}: '*' must not be mixed with other resources")
-            continue
+            if sid not in CONDITIONED_STAR_BY_SID:
+                if any(a.startswith("ec2:") for a in actions):
+                    problems += _lint_job_option_statement(actions, resources, cond, cfg, kind, where)
+                continue
         for r in resources:
-            if not isinstance(r, str) or ("*" in r and not r.endswith("/*")):
+            if not isinstance(r, str) or ("*" in r and r != "*" and not r.endswith("/*")):
                 problems.append(f"{where}: wildcard in the middle of resource {r!r}")
+        if any(a.split(":", 1)[0] in ("kms", "ec2") for a in actions):
+            problems += _lint_job_option_statement(actions, resources, cond, cfg, kind, where)
+            continue
 
         for a in actions:
             service = a.split(":", 1)[0]
@@ -323,6 +406,58 @@ def _lint_trust(st: dict, cfg: IamConfig, where: str) -> list[str]:
         problems.append(f"{where}: unexpected service principal {services[0]!r}")
     elif source_arn != expected:
         problems.append(f"{where}: aws:SourceArn must be {expected!r}, got {source_arn!r}")
+    return problems
+
+
+def _lint_job_option_statement(actions: list, resources: list, cond: dict, cfg: IamConfig, kind: str, where: str) -> list[str]:
+    """kms: and ec2: statements exist only for configured job options, on the service role (and
+    kms:Decrypt on the runtime role), scoped to the configured keys, subnets and groups."""
+    problems = []
+    services = {a.split(":", 1)[0] for a in actions}
+    if len(services) != 1:
+        return [f"{where}: kms: and ec2: actions must not share a statement with other services"]
+    if services == {"kms"}:
+        allowed = {"service": {"kms:GenerateDataKey", "kms:Decrypt"}, "runtime": {"kms:Decrypt"}}.get(kind, set())
+        if not cfg.output_kms_key_arns:
+            return [f"{where}: KMS permissions without a configured output KMS key"]
+        problems += [f"{where}: unexpected KMS action {a!r} for the {kind} role" for a in actions if a not in allowed]
+        keys = set(cfg.output_kms_key_arns)
+        problems += [f"{where}: KMS access to {r!r}, not a configured output key" for r in resources if r not in keys]
+        if cond.get("StringEquals", {}).get("kms:ViaService") != f"s3.{cfg.region}.amazonaws.com":
+            problems.append(f"{where}: KMS use must be limited to S3 (kms:ViaService = s3.{cfg.region}.amazonaws.com)")
+        return problems
+    # ec2: Bedrock's batch-in-a-VPC policy, on the service role only, for the configured VPC only.
+    if kind != "service":
+        return [f"{where}: only the Bedrock service role may manage network interfaces"]
+    if not cfg.vpc_subnet_ids:
+        return [f"{where}: EC2 permissions without a configured VPC"]
+    eni = f"arn:{cfg.partition}:ec2:{cfg.region}:{cfg.account_id}:network-interface/*"
+    subnets = set(cfg.vpc_arns("subnet"))
+    job_tag = lambda key: _as_list(cond.get("ArnEquals", {}).get(key, [])) == [cfg.job_arns]  # noqa: E731
+    describe = STAR_RESOURCE_BY_SID["DescribeVpcResourcesNoResourceLevelPermissions"]
+    manage = CONDITIONED_STAR_BY_SID["ManageBedrockEnisInConfiguredSubnetsOnly"]
+    for a in actions:
+        if a in describe:
+            continue  # "*" only, checked by the caller
+        if a == "ec2:CreateNetworkInterface":
+            allowed = {eni} | subnets | set(cfg.vpc_arns("security-group"))
+            problems += [f"{where}: {a} on {r!r} is outside the configured VPC" for r in resources if r not in allowed]
+            if _as_list(cond.get("StringEquals", {}).get("aws:RequestTag/BedrockManaged", [])) != ["true"] or \
+                    not job_tag("aws:RequestTag/BedrockModelInvocationJobArn"):
+                problems.append(f"{where}: {a} needs the BedrockManaged and BedrockModelInvocationJobArn request tags")
+        elif a in manage:
+            conditioned = set(_as_list(cond.get("StringEquals", {}).get("ec2:Subnet", [])))
+            if not conditioned or not conditioned <= subnets:
+                problems.append(f"{where}: {a} needs an ec2:Subnet condition on the configured subnets")
+            if not job_tag("ec2:ResourceTag/BedrockModelInvocationJobArn"):
+                problems.append(f"{where}: {a} needs the ENI's BedrockModelInvocationJobArn tag condition")
+        elif a == "ec2:CreateTags":
+            problems += [f"{where}: {a} on {r!r}: network interfaces only" for r in resources if r != eni]
+            if _as_list(cond.get("StringEquals", {}).get("ec2:CreateAction", [])) != ["CreateNetworkInterface"] or \
+                    _as_list(cond.get("ForAllValues:StringEquals", {}).get("aws:TagKeys", [])) != BEDROCK_ENI_TAG_KEYS:
+                problems.append(f"{where}: {a} only at CreateNetworkInterface and only Bedrock's two tag keys")
+        else:
+            problems.append(f"{where}: unexpected action {a!r}")
     return problems
 
 
@@ -387,6 +522,11 @@ def models_from_specs(path: str | Path) -> list[str]:
     return sorted({b["model_id"] for b in (doc.get("batches") or {}).values() if b.get("model_id")})
 
 
+def _split_ids(values: list[str]) -> tuple[str, ...]:
+    """`--vpc-subnet-id a,b --vpc-subnet-id c` -> (a, b, c), as BEDROCK_ASSETS_VPC_SUBNET_IDS is written."""
+    return tuple(dict.fromkeys(p.strip() for v in values for p in v.split(",") if p.strip()))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--account-id", required=True)
@@ -399,6 +539,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--logs-prefix", default="dagster-compute-logs")
     ap.add_argument("--profile-region", action="append", default=[], help="repeatable; regions an inference profile routes to")
     ap.add_argument("--partition", default="aws")
+    ap.add_argument("--output-kms-key-arn", action="append", default=[],
+                    help="repeatable; a KMS key ARN job outputs are encrypted with (BEDROCK_ASSETS_OUTPUT_KMS_KEY_ID "
+                         "or a batch's output_kms_key_id): the service role may encrypt, the runtime role decrypt with it")
+    ap.add_argument("--vpc-subnet-id", action="append", default=[],
+                    help="repeatable or comma-separated; a subnet of the jobs' VPC config (with --vpc-security-group-id)")
+    ap.add_argument("--vpc-security-group-id", action="append", default=[],
+                    help="repeatable or comma-separated; a security group of the jobs' VPC config")
     ap.add_argument("--out-dir", required=True)
     args = ap.parse_args(argv)
 
@@ -416,6 +563,9 @@ def main(argv: list[str] | None = None) -> int:
             logs_prefix=args.logs_prefix,
             partition=args.partition,
             profile_regions=tuple(args.profile_region),
+            output_kms_key_arns=tuple(args.output_kms_key_arn),
+            vpc_subnet_ids=_split_ids(args.vpc_subnet_id),
+            vpc_security_group_ids=_split_ids(args.vpc_security_group_id),
         )
         rendered = render_all(cfg)
     except ValueError as exc:

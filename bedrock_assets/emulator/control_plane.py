@@ -132,6 +132,7 @@ class ControlPlane:
             )
         if not isinstance(model_id, str) or not model_id:
             raise errors.validation("1 validation error detected: modelId must not be empty")
+        _check_job_options(body)
         try:
             self.catalog.engine(model_id, invocation_type or "InvokeModel")
         except UnknownModel as exc:
@@ -198,6 +199,14 @@ class ControlPlane:
     def get(self, identifier: str) -> dict[str, Any]:
         with self.lock:
             return self.find(identifier).summary()
+
+    def list_tags(self, body: dict[str, Any]) -> dict[str, Any]:
+        """ListTagsForResource for job ARNs (tags given at create; TagResource is not emulated)."""
+        arn = body.get("resourceARN")
+        if not isinstance(arn, str) or ":model-invocation-job/" not in arn:
+            raise errors.not_found(f"The emulator keeps tags of batch inference jobs only: {arn}")
+        with self.lock:
+            return {"tags": list(self.find(arn).tags)}
 
     def stop(self, identifier: str) -> dict[str, Any]:
         with self.lock:
@@ -272,6 +281,40 @@ class ControlPlane:
             for job in self.jobs.values():
                 result.setdefault(job.base_model, Counter())[job.status] += 1
         return {model: dict(counts) for model, counts in result.items()}
+
+
+# Patterns botocore models but does not check (docs/bedrock-facts.md §1.6, §8).
+KMS_KEY_ID = re.compile(
+    r"(arn:aws(-[^:]+)?:kms:[a-zA-Z0-9-]*:[0-9]{12}:((key/[a-zA-Z0-9-]{36})|(alias/[a-zA-Z0-9-_/]+)))"
+    r"|([a-zA-Z0-9-]{36})|(alias/[a-zA-Z0-9-_/]+)"
+)
+VPC_RESOURCE_ID = re.compile(r"[-0-9a-zA-Z]{1,32}")
+TAG_TEXT = re.compile(r"[a-zA-Z0-9\s._:/=+@-]*", re.ASCII)
+
+
+def _check_job_options(body: dict[str, Any]) -> None:
+    """s3EncryptionKeyId, vpcConfig and tags against the service model's patterns and sizes."""
+    def bad(where: str) -> errors.ApiError:
+        return errors.validation(f"1 validation error detected: Value at '{where}' failed to satisfy constraint")
+
+    key = (body["outputDataConfig"].get("s3OutputDataConfig") or {}).get("s3EncryptionKeyId")
+    if key is not None and (not isinstance(key, str) or len(key) > 2048 or not KMS_KEY_ID.fullmatch(key)):
+        raise bad("outputDataConfig.s3OutputDataConfig.s3EncryptionKeyId")
+    vpc = body.get("vpcConfig")
+    if vpc is not None:
+        for member, most in (("subnetIds", 16), ("securityGroupIds", 5)):
+            ids = vpc.get(member) if isinstance(vpc, dict) else None
+            if not isinstance(ids, list) or not 1 <= len(ids) <= most or not all(
+                    isinstance(i, str) and VPC_RESOURCE_ID.fullmatch(i) for i in ids):
+                raise bad(f"vpcConfig.{member}")
+    tags = body.get("tags") or []
+    if not isinstance(tags, list) or len(tags) > 200:
+        raise bad("tags")
+    for tag in tags:
+        k, v = (tag.get("key"), tag.get("value")) if isinstance(tag, dict) else (None, None)
+        if not (isinstance(k, str) and 1 <= len(k) <= 128 and TAG_TEXT.fullmatch(k)
+                and isinstance(v, str) and len(v) <= 256 and TAG_TEXT.fullmatch(v)):
+            raise bad("tags")
 
 
 def _parse_time(value: str | None, field: str) -> float | None:

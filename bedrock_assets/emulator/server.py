@@ -73,6 +73,8 @@ class EmulatorApp:
         segments = path_segments(environ)
         if method == "POST" and segments == ["model-invocation-job"]:
             return lambda: (200, self.control.create(_json_body(environ), region), {})
+        if method == "POST" and segments == ["listTagsForResource"]:
+            return lambda: (200, self.control.list_tags(_json_body(environ)), {})
         if method == "GET" and segments == ["model-invocation-jobs"]:
             query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
             return lambda: (200, self.control.list(query), {})

@@ -331,3 +331,131 @@ def test_every_key_the_pipeline_uses_is_inside_the_granted_prefixes():
             assert top in ri.RUNTIME_WRITE_PREFIXES, name
     # Bedrock (service role) reads the shards and writes the outputs, nothing else.
     assert keys["shard_key"].startswith("shards/") and keys["outputs_prefix"].startswith("outputs/")
+
+
+# --- job options: output KMS key and VPC (docs/bedrock-facts.md §8) ------------------------------
+
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+SUBNETS = ("subnet-0123456789abcdef0", "subnet-0123456789abcdef1")
+GROUPS = ("sg-0123456789abcdef0",)
+SERVICE, RUNTIME = "bedrock-batch-service-role-policy.json", "dagster-runtime-role-policy.json"
+
+
+@pytest.fixture
+def opt_cfg(cfg):
+    import dataclasses
+
+    return dataclasses.replace(cfg, output_kms_key_arns=(KEY,), vpc_subnet_ids=SUBNETS, vpc_security_group_ids=GROUPS)
+
+
+def _by_sid(doc):
+    return {st["Sid"]: st for st in doc["Statement"]}
+
+
+def test_without_job_options_there_are_no_kms_or_ec2_statements(rendered):
+    for name, doc in rendered.items():
+        assert not [a for st in doc["Statement"] for a in _actions(st) if a.startswith(("kms:", "ec2:"))], name
+
+
+def test_optional_statements_are_templated_like_the_rest():
+    text = ri.OPTIONAL_STATEMENTS.read_text()
+    doc = json.loads(text)
+    assert set(doc) <= set(ri.TEMPLATES)
+    assert set(re.findall(r"\$\{([A-Z_]+)\}", text)) <= set(ri.IamConfig(ACCOUNT, REGION, BUCKET, MODELS).scalars()) | ri._LIST_PLACEHOLDERS
+    assert not re.search(r"\d{12}", text) and "arn:aws:" not in text
+
+
+def test_kms_key_grants_exactly_encrypt_to_the_service_role_and_decrypt_to_the_runtime(opt_cfg):
+    docs = ri.render_all(opt_cfg)
+    for name, doc in docs.items():
+        assert ri.lint_policy(doc, opt_cfg, ri.TEMPLATES[name]) == [], name
+    via_s3 = {"StringEquals": {"kms:ViaService": f"s3.{REGION}.amazonaws.com"}}
+    kms = [(name, st) for name, doc in docs.items() for st in doc["Statement"] if _actions(st)[0].startswith("kms:")]
+    assert [(n, sorted(_actions(st)), _resources(st), st["Condition"]) for n, st in kms] == [
+        (SERVICE, ["kms:Decrypt", "kms:GenerateDataKey"], [KEY], via_s3),
+        (RUNTIME, ["kms:Decrypt"], [KEY], via_s3),
+    ]
+
+
+def test_vpc_grants_the_bedrock_eni_permissions_on_the_configured_subnets_only(opt_cfg):
+    docs = ri.render_all(opt_cfg)
+    ec2 = {n: [st for st in doc["Statement"] if _actions(st)[0].startswith("ec2:")] for n, doc in docs.items()}
+    assert all(not sts for n, sts in ec2.items() if n != SERVICE)  # only the service role
+    st = _by_sid(docs[SERVICE])
+    subnet_arns = [f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{s}" for s in SUBNETS]
+    create = st["CreateBedrockTaggedEnisInConfiguredSubnetsOnly"]
+    assert _resources(create) == [f"arn:aws:ec2:{REGION}:{ACCOUNT}:network-interface/*", *subnet_arns,
+                                  f"arn:aws:ec2:{REGION}:{ACCOUNT}:security-group/{GROUPS[0]}"]
+    assert create["Condition"]["StringEquals"] == {"aws:RequestTag/BedrockManaged": ["true"]}
+    manage = st["ManageBedrockEnisInConfiguredSubnetsOnly"]
+    assert manage["Condition"]["StringEquals"]["ec2:Subnet"] == subnet_arns
+    # "*" appears only where the Service Authorization Reference leaves no other choice, or
+    # narrowed by conditions exactly as Bedrock's batch-in-a-VPC policy does.
+    star = sorted(s["Sid"] for name, doc in docs.items() if "trust" not in name for s in doc["Statement"]
+                  if "*" in _resources(s))
+    assert star == sorted(ri.STAR_RESOURCE_SIDS)
+    readme = (DEPLOY / "README.md").read_text()
+    assert all(sid in readme for sid in star)
+
+
+JOB_OPTION_MUTATIONS = {
+    "kms on another key": (SERVICE, "EncryptJobOutputsWithConfiguredKeysViaS3Only",
+                           lambda s: s["Resource"].append(KEY.replace("1234abcd", "9999abcd"))),
+    "kms encrypt action": (SERVICE, "EncryptJobOutputsWithConfiguredKeysViaS3Only", lambda s: s["Action"].append("kms:Encrypt")),
+    "kms without via-s3": (SERVICE, "EncryptJobOutputsWithConfiguredKeysViaS3Only", lambda s: s.pop("Condition")),
+    "runtime generates data keys": (RUNTIME, "ReadJobOutputsEncryptedWithConfiguredKeysViaS3Only",
+                                    lambda s: s["Action"].append("kms:GenerateDataKey")),
+    "eni in another subnet": (SERVICE, "CreateBedrockTaggedEnisInConfiguredSubnetsOnly",
+                              lambda s: s["Resource"].append(f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/subnet-other")),
+    "eni without bedrock tag": (SERVICE, "CreateBedrockTaggedEnisInConfiguredSubnetsOnly", lambda s: s.pop("Condition")),
+    "delete enis anywhere": (SERVICE, "ManageBedrockEnisInConfiguredSubnetsOnly",
+                             lambda s: s["Condition"]["StringEquals"].pop("ec2:Subnet")),
+    "delete enis of other jobs": (SERVICE, "ManageBedrockEnisInConfiguredSubnetsOnly", lambda s: s["Condition"].pop("ArnEquals")),
+    "tag anything": (SERVICE, "TagEnisAtCreationWithBedrockKeysOnly", lambda s: s["Condition"].pop("ForAllValues:StringEquals")),
+    "describe with run instances": (SERVICE, "DescribeVpcResourcesNoResourceLevelPermissions",
+                                    lambda s: s["Action"].append("ec2:RunInstances")),
+}
+
+
+@pytest.mark.parametrize("mutation", sorted(JOB_OPTION_MUTATIONS))
+def test_lint_rejects_job_option_over_grants(opt_cfg, mutation):
+    name, sid, change = JOB_OPTION_MUTATIONS[mutation]
+    doc = copy.deepcopy(ri.render_all(opt_cfg)[name])
+    change(_by_sid(doc)[sid])
+    assert ri.lint_policy(doc, opt_cfg, ri.TEMPLATES[name]), f"lint accepted: {mutation}"
+
+
+def test_lint_rejects_job_option_statements_that_nothing_configured_needs(cfg, opt_cfg):
+    docs = ri.render_all(opt_cfg)
+    assert ri.lint_policy(docs[SERVICE], cfg, "service") and ri.lint_policy(docs[RUNTIME], cfg, "runtime")
+    runtime = copy.deepcopy(docs[RUNTIME])
+    runtime["Statement"].append(copy.deepcopy(_by_sid(docs[SERVICE])["CreateBedrockTaggedEnisInConfiguredSubnetsOnly"]))
+    assert ri.lint_policy(runtime, opt_cfg, "runtime")  # the runtime role never manages ENIs
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"output_kms_key_arns": (f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/outputs",)}, "must be a key ARN"),
+        ({"output_kms_key_arns": ("1234abcd-12ab-34cd-56ef-1234567890ab",)}, "must be a key ARN"),
+        ({"vpc_subnet_ids": SUBNETS}, "needs both"),
+        ({"vpc_subnet_ids": ("subnet-*",), "vpc_security_group_ids": GROUPS}, "not a subnet id"),
+    ],
+)
+def test_config_refuses_unusable_job_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        ri.IamConfig(account_id=ACCOUNT, region=REGION, bucket=BUCKET, model_ids=MODELS, **kwargs)
+
+
+def test_cli_renders_kms_and_vpc_statements(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, str(DEPLOY / "render_iam.py"), "--account-id", ACCOUNT, "--region", REGION, "--bucket", BUCKET,
+         "--model-id", MODELS[0], "--output-kms-key-arn", KEY, "--vpc-subnet-id", ",".join(SUBNETS),
+         "--vpc-security-group-id", GROUPS[0], "--out-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    service = json.loads((tmp_path / SERVICE).read_text())
+    manage = _by_sid(service)["ManageBedrockEnisInConfiguredSubnetsOnly"]
+    assert manage["Condition"]["StringEquals"]["ec2:Subnet"] == [f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/{s}" for s in SUBNETS]
+    assert "EncryptJobOutputsWithConfiguredKeysViaS3Only" in _by_sid(service)

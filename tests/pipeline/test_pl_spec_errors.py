@@ -81,6 +81,24 @@ BAD_SPECS = [
     ("escape-hatch-string", "model_id: anthropic.claude-9-v1:0\nallow_unlisted_model_id: 'true'\nprompt: x", "allow_unlisted_model_id", "must be true or false"),
     ("llama4-invoke-model", "model_id: meta.llama4-scout-17b-instruct-v1:0\nprompt: x", "model_id", "`invocation_type: Converse` only"),
     ("embedding-converse", f"model_id: {TITAN}\ntext_column: t\ninvocation_type: Converse", "model_id", "chat models only"),
+    # Job options (bedrock_assets/job_options.py): Bedrock's limits, checked before any upload.
+    ("bad-kms-id", OK + "output_kms_key_id: my-key", "output_kms_key_id", "must be a KMS key id"),
+    ("kms-key-arn-typo", OK + "output_kms_key_id: 'arn:aws:kms:us-east-1:1234:key/x'", "output_kms_key_id", "key ARN"),
+    ("too-many-security-groups", OK + "vpc_config: {subnet_ids: [subnet-a], security_group_ids: [sg-1, sg-2, sg-3, sg-4, sg-5, sg-6]}",
+     "vpc_config.security_group_ids", "must have at most 5 items, has 6"),
+    ("no-subnets", OK + "vpc_config: {subnet_ids: [], security_group_ids: [sg-1]}", "vpc_config.subnet_ids", "at least 1 item"),
+    ("vpc-without-groups", OK + "vpc_config: {subnet_ids: [subnet-a]}", "vpc_config.security_group_ids", "is required"),
+    ("bad-subnet-id", OK + "vpc_config: {subnet_ids: [subnet_a], security_group_ids: [sg-1]}", "vpc_config.subnet_ids[0]",
+     "letters, digits and '-'"),
+    ("vpc-typo", OK + "vpc_config: {subnets: [subnet-a], security_group_ids: [sg-1]}", "vpc_config.subnets",
+     "did you mean `subnet_ids`"),
+    ("bad-tag-key", OK + "job_tags: {'team*': search}", "job_tags['team*']", "a tag key must be"),
+    ("aws-tag-key", OK + "job_tags: {'AWS:team': search}", "job_tags['AWS:team']", "reserved for AWS"),
+    ("project-tag-key", OK + "job_tags: {'bedrock-assets/shard': mine}", "job_tags['bedrock-assets/shard']",
+     "reserved for the project's own tags"),
+    ("bad-tag-value", OK + "job_tags: {team: 'a,b'}", "job_tags['team']", "a tag value must be"),
+    ("tag-value-number", OK + "job_tags: {cost-center: 42}", "job_tags['cost-center']", "must be a string"),
+    ("too-many-tags", OK + "job_tags: {" + ", ".join(f"k{i}: v" for i in range(199)) + "}", "job_tags", "at most 198 tags"),
 ]
 
 
@@ -135,6 +153,8 @@ def test_every_problem_of_every_batch_is_listed_one_per_line():
         pytest.param(f"model_id: 'arn:aws:bedrock:eu-west-1:123456789012:inference-profile/eu.{HAIKU}'\nprompt: x", id="profile-arn"),
         pytest.param("model_id: us.meta.llama4-scout-17b-instruct-v1:0\ninvocation_type: Converse\nprompt: x", id="converse-only"),
         pytest.param(OK + "skip_empty: yes\nbudget_usd: 5\nmax_error_rate: 0", id="yaml-booleans-and-int-for-float"),
+        pytest.param(OK + "output_kms_key_id: alias/bedrock-outputs\nvpc_config: {subnet_ids: [subnet-0a1], "
+                     "security_group_ids: [sg-0b2]}\njob_tags: {'cost center': 'a/b=c:d@e+f', empty: ''}", id="job-options"),
     ],
 )
 def test_awkward_but_valid_specs_are_accepted(body):
