@@ -47,7 +47,8 @@ def ensure_dagster_home() -> Path:
         probe = home / ".write-check"
         probe.write_text("")
         probe.unlink()
-        prepare_home(home)
+        if not raw:
+            prepare_home(home)  # our default home gets our settings; a home the user named is theirs
     except OSError as exc:
         raise UserError(f"DAGSTER_HOME={home} is not usable ({exc.strerror or exc}); point DAGSTER_HOME at a writable folder") from None
     os.environ["DAGSTER_HOME"] = str(home)
@@ -198,13 +199,14 @@ def run_main(body: Callable[[], int]) -> int:
     """Run a command's body; any error becomes `error: <one line>` on stderr and exit code 2
     (usage, configuration) or 1 (anything else). Spec errors keep their one line per problem."""
     from bedrock_assets.specs import SpecError
+    from bedrock_assets.storage import PartitionKeyError
 
     try:
         return body()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (UserError, SpecError, FileNotFoundError) as exc:
+    except (UserError, SpecError, PartitionKeyError, FileNotFoundError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - the point: no traceback for a user's mistake

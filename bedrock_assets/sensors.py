@@ -104,6 +104,26 @@ def classify(obj: dict, batches: set[str]) -> tuple[InputFile | None, str | None
     return InputFile(key, batch, name, obj["ETag"].strip('"')), None
 
 
+# The first tick (no cursor yet) normally starts a run for every file already under inputs/.
+# BEDROCK_ASSETS_SENSOR_START=now makes it note them as seen instead: only files that land
+# after the sensor is switched on start runs (docs/ui.md, "the first tick").
+ENV_SENSOR_START = "BEDROCK_ASSETS_SENSOR_START"
+
+
+def starts_from_now() -> bool:
+    import os
+
+    return (os.environ.get(ENV_SENSOR_START) or "").strip().lower() == "now"
+
+
+def _first_tick_from_now(existing: list[dict], cursor: InputCursor) -> dg.SensorResult:
+    return dg.SensorResult(
+        cursor=cursor.dump(),
+        skip_reason=f"first tick with {ENV_SENSOR_START}=now: {len(existing)} file(s) already under inputs/ left alone; "
+        "new files from now on start runs",
+    )
+
+
 @dg.sensor(
     job=bedrock_batch_job,
     minimum_interval_seconds=30,
@@ -123,6 +143,8 @@ def new_input_files(context: dg.SensorEvaluationContext, storage: ProjectStorage
         storage.resolved_bucket(), prefix=INPUTS_PREFIX, since_last_modified=cursor.list_since(), client=storage.client()
     )
     fresh, next_cursor = select_new(objects, cursor)
+    if context.cursor is None and starts_from_now():
+        return _first_tick_from_now(fresh, next_cursor)
     inputs: list[InputFile] = []
     for obj in fresh:
         found, reason = classify(obj, file_batches)
