@@ -56,12 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     from bedrock_assets import cli_env
 
     def body() -> int:
-        get_spec(args.batch)  # unknown batch or bad specs file: said before anything is uploaded
+        spec = get_spec(args.batch)  # unknown batch or bad specs file: said before anything is uploaded
         # DAGSTER_HOME (default ./.dagster_home), region, credentials and bucket are checked
         # before the upload, so a mistake never leaves an uploaded file without its partition.
         cli_env.ensure_dagster_home()
-        target = cli_env.prepare_aws(need_bucket=not get_spec(args.batch).is_hf)
-        key = stage_input(args.batch, args.source, s3=target.s3, name=args.name)
+        s3 = None if spec.is_hf else cli_env.prepare_aws().s3  # a Hugging Face split uploads nothing
+        key = stage_input(args.batch, args.source, s3=s3, name=args.name)
         import dagster as dg
 
         from bedrock_assets.runner import register_partitions

@@ -302,8 +302,10 @@ def execute(
     started = time.monotonic()
     with dg.DagsterInstance.get() as instance:
         with ProgressLine(progress, key, spec.model_id) if progress is not None else _nothing():
-            # WARNING: step logs stay in the instance (the UI shows them); the console stays quiet.
-            run = materialize_partition(instance, key, console_log_level="WARNING", fresh_answers=fresh_answers)
+            # Step logs, warnings and errors (with their stack traces) stay in the instance, where
+            # the UI shows them; the console gets the progress line and, on failure, one line
+            # naming the failed step and its error (failure_message).
+            run = materialize_partition(instance, key, console_log_level="CRITICAL", fresh_answers=fresh_answers)
         if run.status != dg.DagsterRunStatus.SUCCESS:
             raise RunFailed(f"{key}: run {run.run_id[:8]} {run.status.value}: {failure_message(instance, run.run_id)} "
                             f"(full logs: DAGSTER_HOME={home} dagster dev, run {run.run_id})")

@@ -111,6 +111,10 @@ def test_usual_mistakes_are_one_line_and_a_non_zero_exit(tmp_path, own_files):
     one_line_error(cli(tmp_path, *run, "--emulator", DAGSTER_HOME=str(tmp_path / "a_file" / "home")), "DAGSTER_HOME=", "not usable")
     one_line_error(cli(tmp_path, *run, "--emulator", "--out", "x.xlsx"), "unsupported extension")
     one_line_error(cli(tmp_path, "add", "nope", "my data.csv"), "unknown batch 'nope'")
+    # A run that fails (the prompt names a column the file lacks): the failed step and its error, in one line.
+    (tmp_path / "typo.yaml").write_text(SPEC.replace("{audience}", "{audiense}"))
+    line = one_line_error(cli(tmp_path, *run[:5], "--specs", "typo.yaml", "--emulator", "--quiet"), "step jsonl_shards failed")
+    assert "audiense" in line and proc.returncode != 0
 
 
 def test_bucket_missing_on_aws_is_an_error_and_is_never_created(tmp_path, own_files):
