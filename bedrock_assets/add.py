@@ -55,16 +55,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", help="local file, s3://bucket/key, or a Hugging Face split name")
     parser.add_argument("--name", help="input name to use (default: the file name / split)")
     args = parser.parse_args(argv)
-    try:
-        key = stage_input(args.batch, args.source, name=args.name)
-    except (SpecError, PartitionKeyError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    import dagster as dg
+    from bedrock_assets import cli_env
 
-    from bedrock_assets.runner import register_partitions
+    def body() -> int:
+        spec = get_spec(args.batch)  # unknown batch or bad specs file: said before anything is uploaded
+        # DAGSTER_HOME (default ./.dagster_home), region, credentials and bucket are checked
+        # before the upload, so a mistake never leaves an uploaded file without its partition.
+        cli_env.ensure_dagster_home()
+        s3 = None if spec.is_hf else cli_env.prepare_aws().s3  # a Hugging Face split uploads nothing
+        key = stage_input(args.batch, args.source, s3=s3, name=args.name)
+        import dagster as dg
 
-    with dg.DagsterInstance.get() as instance:
-        register_partitions(instance, [key])
-    print(f"registered partition {key}")
-    return 0
+        from bedrock_assets.runner import register_partitions
+
+        with dg.DagsterInstance.get() as instance:
+            register_partitions(instance, [key])
+        print(f"registered partition {key}")
+        return 0
+
+    return cli_env.run_main(body)

@@ -51,7 +51,23 @@ def _check(name: str, asset: str, blocking: bool = False) -> dg.AssetCheckSpec:
     # check over every partition of the backfill in every run, so the other partitions' results
     # read SKIPPED. The cost: the asset's Checks tab shows the latest evaluation, not per partition
     # (each run's page shows its own). See docs/ui.md.
-    return dg.AssetCheckSpec(name, asset=asset, blocking=blocking)
+    return dg.AssetCheckSpec(name, asset=asset, blocking=blocking, description=CHECK_DESCRIPTIONS[name])
+
+
+# Shown in the UI next to each check (Checks tab, run page); docs/ui.md has the same table.
+CHECK_DESCRIPTIONS = {
+    "shard_limits_respected": "Every shard is within the model's records-per-job and bytes-per-file limits; "
+    "shards under the minimum records per job are listed in on_demand_shards (answered on-demand).",
+    "within_budget": "The estimated cost (every record at max_tokens) is within the batch's budget_usd (no budget: "
+    "passes). Blocking: when it fails, no Bedrock job is submitted for the partition.",
+    "every_row_answered_once": "One result row per input row, and none missing (no output line at all).",
+    "error_rate_below_threshold": "Records Bedrock answered with an error / input rows is at most the batch's "
+    "max_error_rate (default 0.05).",
+    "no_duplicate_answers": "No request answered successfully twice by this partition's attempts, and no output line "
+    "for an unknown record.",
+    "answers_match_requests": "Every answered row carries the answer to the request its row makes now "
+    "(re-rendered under the current spec and digested): a stale or wrong answer cannot pass.",
+}
 BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 

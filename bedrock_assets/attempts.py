@@ -245,39 +245,38 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
             put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
             break
         identity = dataclasses.replace(base, attempt=attempt)
-        existing = [j for j in jobs.list_jobs_named(client, identity.job_name) if j["jobName"] == identity.job_name]
-        if existing:
-            arn, created = existing[0]["jobArn"], False
-            status = existing[0].get("status")
-            what = "reusing the outputs of completed" if status in jobs.TERMINAL else "re-attaching to existing"
-            run.log(f"{run.name}: {what} job {identity.job_name} ({status}); no new job created")
-            # Job options are not part of the job's identity (they do not change answers), so a
-            # job created before they were changed is reused as it is; say so.
-            changed = options.differences(existing[0])
-            if changed:
-                run.warn(f"{run.name}: job {identity.job_name} was created with other job options "
-                         f"({'; '.join(changed)}); reusing it, since job options do not change answers")
-        else:
-            arn = jobs.create_job(
-                client, identity, client_request_token=identity.token_for_input(input_digest), log=run.log,
-                model_id=run.spec.model_id, role_arn=run.role_arn, input_uri=input_uri,
-                output_uri=layout.uri(layout.outputs_prefix(run.name)), timeout_hours=run.timeout_hours,
-                invocation_type=run.spec.invocation_type, options=options,
-                backoff=jobs.Backoff(cap=run.backoff_cap),
-            )
-            jobs.crash_point("after-create")
-            created = True
-            run.log(f"{run.name}: created job {identity.job_name} (attempt {attempt}) -> {arn}")
-        entry = {
-            "attempt": attempt, "route": "batch", "job_name": identity.job_name, "job_arn": arn,
-            "created_by_this_step": created, "input_uri": input_uri, "status": "Submitted",
-            "output_prefix": layout.outputs_prefix(run.name) + jobs.job_id_from_arn(arn) + "/",
-            # What this step asked for; a re-attached job keeps the options it was created with.
-            "job_options": options.summary(),
-        }
-        record["attempts"].append(entry)
-        put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
+        entry: dict[str, Any] | None = None
+        # One guard from the lookup to the job's end: a run terminated while the job is being
+        # created, recorded or waited on must stop it and say so (stop_on_cancel).
         try:
+            existing = [j for j in jobs.list_jobs_named(client, identity.job_name) if j["jobName"] == identity.job_name]
+            if existing:
+                arn, created = existing[0]["jobArn"], False
+                status = existing[0].get("status")
+                what = "reusing the outputs of completed" if status in jobs.TERMINAL else "re-attaching to existing"
+                run.log(f"{run.name}: {what} job {identity.job_name} ({status}); no new job created")
+                # Job options are not part of the job's identity (they do not change answers), so a
+                # job created before they were changed is reused as it is; say so.
+                changed = options.differences(existing[0])
+                if changed:
+                    run.warn(f"{run.name}: job {identity.job_name} was created with other job options "
+                             f"({'; '.join(changed)}); reusing it, since job options do not change answers")
+            else:
+                arn = jobs.create_job(
+                    client, identity, client_request_token=identity.token_for_input(input_digest), log=run.log,
+                    model_id=run.spec.model_id, role_arn=run.role_arn, input_uri=input_uri,
+                    output_uri=layout.uri(layout.outputs_prefix(run.name)), timeout_hours=run.timeout_hours,
+                    invocation_type=run.spec.invocation_type, options=options,
+                    backoff=jobs.Backoff(cap=run.backoff_cap),
+                )
+                jobs.crash_point("after-create")
+                created = True
+                run.log(f"{run.name}: created job {identity.job_name} (attempt {attempt}) -> {arn}")
+            entry = _batch_entry(run, attempt, identity.job_name, arn, created, input_uri)
+            # What this step asked for; a re-attached job keeps the options it was created with.
+            entry["job_options"] = options.summary()
+            record["attempts"].append(entry)
+            put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
             outcome = jobs.wait_for_job(
                 client, arn, poll_seconds=run.poll_seconds, log=run.log, warn=run.warn,
                 stuck_after_seconds=run.spec.stuck_after_minutes * 60,
@@ -285,10 +284,7 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
         except BaseException as exc:
             if not isinstance(exc, Exception):  # run terminated: stop what we started, keep its output
                 with interrupts_deferred():
-                    entry.update(stopped_by_cancellation=True, status="Stopping")
-                    job = jobs.stop_job(client, arn, log=run.log)
-                    entry.update(_job_counts(job), status=job.get("status"))
-                    put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
+                    stop_on_cancel(run, client, s3, record, entry, identity, attempt, input_uri)
             raise
         job = outcome.job
         entry.update(_job_counts(job), status=job.get("status"), message=job.get("message"),
@@ -337,6 +333,42 @@ def drive_shard(run: ShardRun, client: Any, runtime: Any, s3: Any) -> dict:
         input_uri = layout.uri(input_key)
         run.log(f"{run.name}: {n} record(s) need another try -> follow-up job, attempt {attempt}")
     return record
+
+
+def _batch_entry(run: ShardRun, attempt: int, job_name: str, arn: str, created: bool, input_uri: str) -> dict:
+    return {
+        "attempt": attempt, "route": "batch", "job_name": job_name, "job_arn": arn,
+        "created_by_this_step": created, "input_uri": input_uri, "status": "Submitted",
+        "output_prefix": run.layout.outputs_prefix(run.name) + jobs.job_id_from_arn(arn) + "/",
+    }
+
+
+def stop_on_cancel(run: ShardRun, client: Any, s3: Any, record: dict, entry: dict | None,
+                   identity: jobs.JobIdentity, attempt: int, input_uri: str) -> None:
+    """The run was terminated while this attempt's job was created, recorded or waited on: stop
+    it and record that, in this order:
+
+    1. find the job if the interrupt came before it was recorded (mid-create: Bedrock may have
+       accepted it; the lookup is by its exact name);
+    2. write `stopped_by_cancellation` to the job record *before* asking Bedrock to stop, so
+       anyone who sees the job Stopping or Stopped (the UI, a test, a re-run) finds it marked,
+       even if this process is killed while the stop is awaited;
+    3. stop it (StopModelInvocationJob, bounded wait) and write its final counts and status.
+    """
+    layout = run.layout
+    if entry is None:
+        found = [j for j in jobs.list_jobs_named(client, identity.job_name) if j["jobName"] == identity.job_name]
+        if not found:
+            return  # nothing was created: nothing to stop
+        entry = _batch_entry(run, attempt, identity.job_name, found[0]["jobArn"], True, input_uri)
+    if not any(a is entry for a in record["attempts"]):  # interrupted between building and appending it
+        record["attempts"].append(entry)
+    entry.update(stopped_by_cancellation=True, status="Stopping")
+    put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
+    job = jobs.stop_job(client, entry["job_arn"], log=run.log)
+    entry.update(_job_counts(job), status=job.get("status"))
+    put_json(s3, layout.bucket, layout.job_record_key(run.name), record)
+
 
 
 def _job_counts(job: dict) -> dict:

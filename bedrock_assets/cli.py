@@ -1,4 +1,4 @@
-"""`bedrock-assets` console command: emulator | add | demo | ledger."""
+"""`bedrock-assets` console command: run | add | emulator | demo | ledger."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    usage = "usage: bedrock-assets {emulator,add,demo,ledger} ...  (bedrock-assets <command> --help)"
+    usage = (
+        "usage: bedrock-assets {run,add,emulator,demo,ledger} ...  (bedrock-assets <command> --help)\n"
+        "  run <batch> <file | s3 uri | hf split> [--specs FILE] [--out PATH] [--emulator]   input -> answers in one command\n"
+        "  add <batch> <file | s3 uri | hf split>   stage an input and register its partition (the UI or sensor runs it)\n"
+        "  emulator   local S3 + Bedrock batch emulator      demo   every sample through the emulator\n"
+        "  ledger {list,compact}   the answer ledger"
+    )
     if not argv or argv[0] in ("-h", "--help"):
         print(usage)
         return 0
@@ -16,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
         from bedrock_assets.emulator.cli import main as emulator_main
 
         return emulator_main(rest) or 0
+    if command == "run":
+        from bedrock_assets.run_cli import main as run_main
+
+        return run_main(rest) or 0
     if command == "add":
         from bedrock_assets.add import main as add_main
 

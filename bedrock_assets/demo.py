@@ -62,6 +62,8 @@ def summarize(partition: str, results_path: Path, manifest: dict) -> dict:
         "rows_in": df.height,
         "answered": df.filter(pl.col("status") == "succeeded").height,
         "errors": df.filter(pl.col("status") == "failed").height,
+        # Answered, but cut at max_tokens: counted apart so "answered" does not hide them.
+        "truncated": df.filter(pl.col("stop_reason") == "max_tokens").height if "stop_reason" in df.columns else 0,
         "input_tokens": tokens_in,
         "output_tokens": tokens_out,
         "results": str(results_path),
@@ -116,15 +118,17 @@ def main(argv: list[str] | None = None) -> int:
         return "unknown" if value is None else f"${value:.4f}"
 
     print(
-        f"\n{'partition':26} {'rows in':>7} {'answered':>8} {'errors':>6} {'in tokens':>9} {'out tokens':>10} "
+        f"\n{'partition':26} {'rows in':>7} {'answered':>8} {'errors':>6} {'truncated':>9} {'in tokens':>9} {'out tokens':>10} "
         f"{'est. cost (max)':>15} {'batch cost':>10}"
     )
     for r in rows:
         print(
-            f"{r['partition']:26} {r['rows_in']:7} {r['answered']:8} {r['errors']:6} "
+            f"{r['partition']:26} {r['rows_in']:7} {r['answered']:8} {r['errors']:6} {r['truncated']:9} "
             f"{r['input_tokens']:9} {r['output_tokens']:10} {usd(r['estimated_usd']):>15} {usd(r['actual_usd']):>10}"
         )
     print("est. cost = upper bound before submission (every record uses max_tokens); batch cost = from the jobs' token counts")
+    if any(r["truncated"] for r in rows):
+        print("truncated = answered, but cut at the spec's max_tokens (stop_reason max_tokens): raise params.max_tokens for full answers")
     print(f"\nresults (Parquet, one row per input row): {Path(args.out).resolve()}/<partition>/results.parquet")
     print(f"runs are in the Dagster instance at {home} (open it with `make dev`)")
     print(f"demo finished in {time.monotonic() - started:.0f}s")

@@ -16,20 +16,24 @@ def main(argv: list[str] | None = None) -> int:
     compact.add_argument("--rows-per-file", type=int, default=1_000_000)
     args = parser.parse_args(argv)
 
-    import boto3  # noqa: PLC0415
+    from bedrock_assets import cli_env  # noqa: PLC0415
 
-    s3 = boto3.client("s3", endpoint_url=settings.endpoint_url(), region_name=settings.region())
-    bucket = settings.bucket()
-    folders: dict[str, int] = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=ledger.ANSWERS_PREFIX):
-        for obj in page.get("Contents", []):
-            folder = obj["Key"][len(ledger.ANSWERS_PREFIX):].split("/", 1)[0]
-            folders[folder] = folders.get(folder, 0) + 1
-    if args.command == "list":
-        for folder, files in sorted(folders.items()):
-            print(f"{folder}\t{files} file(s)")
+    def body() -> int:
+        # Region, credentials and bucket checked first: a mistake is one line, not a traceback.
+        target = cli_env.prepare_aws()
+        s3, bucket = target.s3, target.bucket
+        folders: dict[str, int] = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=ledger.ANSWERS_PREFIX):
+            for obj in page.get("Contents", []):
+                folder = obj["Key"][len(ledger.ANSWERS_PREFIX):].split("/", 1)[0]
+                folders[folder] = folders.get(folder, 0) + 1
+        if args.command == "list":
+            for folder, files in sorted(folders.items()):
+                print(f"{folder}\t{files} file(s)")
+            return 0
+        targets = [args.model_folder] if args.model_folder else sorted(folders)
+        for folder in targets:
+            ledger.compact(s3, bucket, folder, target_rows=args.rows_per_file, storage_options=settings.polars_storage_options())
         return 0
-    targets = [args.model_folder] if args.model_folder else sorted(folders)
-    for folder in targets:
-        ledger.compact(s3, bucket, folder, target_rows=args.rows_per_file, storage_options=settings.polars_storage_options())
-    return 0
+
+    return cli_env.run_main(body)

@@ -4,6 +4,7 @@ partitions and runs of the whole flow."""
 
 import dataclasses
 import datetime as dt
+import os
 import json
 from typing import Iterable
 
@@ -111,6 +112,24 @@ def _shown(items: list[str], limit: int = 20, sep: str = ", ") -> str:
     return sep.join(items[:limit]) + (f"{sep}... and {len(items) - limit} more" if len(items) > limit else "")
 
 
+# The first tick (no cursor yet) normally starts a run for every file already under inputs/.
+# BEDROCK_ASSETS_SENSOR_START=now makes it note them as seen instead: only files that land
+# after the sensor is switched on start runs (docs/ui.md, "the first tick").
+ENV_SENSOR_START = "BEDROCK_ASSETS_SENSOR_START"
+
+
+def starts_from_now() -> bool:
+    return (os.environ.get(ENV_SENSOR_START) or "").strip().lower() == "now"
+
+
+def _first_tick_from_now(existing: list[dict], cursor: InputCursor) -> dg.SensorResult:
+    return dg.SensorResult(
+        cursor=cursor.dump(),
+        skip_reason=f"first tick with {ENV_SENSOR_START}=now: {len(existing)} file(s) already under inputs/ left alone; "
+        "new files from now on start runs",
+    )
+
+
 @dg.sensor(
     job=bedrock_batch_job,
     minimum_interval_seconds=30,
@@ -130,6 +149,8 @@ def new_input_files(context: dg.SensorEvaluationContext, storage: ProjectStorage
         storage.resolved_bucket(), prefix=INPUTS_PREFIX, since_last_modified=cursor.list_since(), client=storage.client()
     )
     fresh, next_cursor = select_new(objects, cursor)
+    if context.cursor is None and starts_from_now():
+        return _first_tick_from_now(fresh, next_cursor)
     inputs: list[InputFile] = []
     skipped: list[str] = []
     for obj in fresh:

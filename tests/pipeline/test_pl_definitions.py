@@ -42,6 +42,10 @@ def test_asset_graph_kinds_descriptions_and_checks():
         "error_rate_below_threshold", "no_duplicate_answers", "answers_match_requests",
     }
     assert [s.name for s in defs.sensors] == ["new_input_files"]
+    # Every check has a description: the UI shows it instead of "No description provided".
+    for key in graph.asset_check_keys:
+        description = graph.get_check_spec(key).description
+        assert description and len(description) > 40, key
 
 
 def test_every_job_runs_as_many_steps_as_the_quota_not_one_per_cpu():

@@ -66,8 +66,15 @@ def test_terminating_a_run_in_the_ui_stops_its_jobs(ui_stack, backfill):
     stopped = [j for j in settled if j["status"] == "Stopped"]
     for job in stopped:
         shard = re.search(r"-s(\d{5})-", job["jobName"]).group(1)
-        record = json.loads(
-            ui_stack.s3.get_object(Bucket=ui_stack.bucket, Key=f"jobs/{key}/shard-{shard}.json")["Body"].read()
-        )
-        attempt = record["attempts"][-1]
+
+        def record():
+            return json.loads(
+                ui_stack.s3.get_object(Bucket=ui_stack.bucket, Key=f"jobs/{key}/shard-{shard}.json")["Body"].read()
+            )["attempts"][-1]
+
+        # Marked before the Stop call (tests/reliability/test_rl_cancel_record.py), so a Stopped
+        # job's record says so at once; its final counts follow when the step has read them.
+        assert record().get("stopped_by_cancellation"), record()
+        attempt = wait_for(lambda: (lambda a: a if a["status"] == "Stopped" else None)(record()), 30,
+                           "the job record's final status", interval=0.5)
         assert attempt.get("stopped_by_cancellation") and attempt["status"] == "Stopped", attempt
