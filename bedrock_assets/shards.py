@@ -517,6 +517,26 @@ def _line_buffers(lines: pl.Series) -> list[memoryview]:
     return [memoryview(large.buffers()[2])[int(offsets[0]) : int(offsets[-1])]]
 
 
+def _kept_buffers(buffers: list[memoryview], lengths: np.ndarray, keep: np.ndarray) -> list[memoryview]:
+    """The parts of `buffers` (lines back to back, `lengths` bytes each, none spanning two
+    buffers) that hold the lines `keep` marks, as zero-copy slices, one per run of kept lines.
+    Filtering the rendered frame instead copied every line of a piece that held one repeat."""
+    if keep.all():
+        return buffers
+    ends = np.cumsum([len(b) for b in buffers])
+    start = np.r_[0, np.cumsum(lengths)[:-1]]
+    which = np.searchsorted(ends, start, side="right")  # the buffer each line starts in
+    base = np.r_[0, ends[:-1]]
+    idx = np.flatnonzero(keep)
+    brk = np.flatnonzero((np.diff(idx) != 1) | (np.diff(which[idx]) != 0)) + 1
+    out = []
+    for run in np.split(idx, brk):
+        b = int(which[run[0]])
+        a, e = int(start[run[0]] - base[b]), int(start[run[-1]] + lengths[run[-1]] - base[b])
+        out.append(buffers[b][a:e])
+    return out
+
+
 class _RowRejected(Exception):
     """A rendered piece holds a record `validate` rejects (raised to switch to the full check)."""
 
@@ -628,15 +648,20 @@ def _request_digests(df: pl.DataFrame) -> tuple[bytes, np.ndarray]:
 class _SeenRequests:
     """Request digests already written in this pass, to send each distinct request once.
 
-    The digests' two 64-bit halves are kept in a few sorted runs (no Python object per row): a
-    piece is checked against each run with a binary search and becomes a new run; runs of similar
-    size are merged, so each digest is moved O(log pieces) times (one sorted array grown with
-    np.insert moved every digest once per piece: ~0.7 s over 2.2M requests). A request is "seen"
-    only when both halves match: the rare digests that share a first half with another are at
-    worst sent twice, never merged with another request."""
+    Two levels, no Python object per row. A byte map indexed by 25 bits of each digest says
+    "certainly new" for almost every request (one random read in 32 MiB); only the few whose
+    byte is already set (a repeat, or ~1 in 15 false alarms at 2.2M requests) are looked up
+    exactly, by binary search, in sorted runs of the digests' two 64-bit halves. Runs of similar
+    size are merged, so each digest is moved O(log pieces) times. Searching every request in the
+    runs cost 1-1.6 s at 2.2M rows (cache misses), the byte map ~0.1 s (bench/RESULTS.md). A
+    request is "seen" only when both halves match: the rare digests that share a first half with
+    another are at worst sent twice, never merged with another request."""
+
+    BITS = 25
 
     def __init__(self) -> None:
         self.runs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.marks = np.zeros(1 << self.BITS, dtype=np.uint8)
 
     def first_time(self, raw: bytes) -> np.ndarray:
         """For each 16-byte digest of `raw`, whether no earlier one (here or before) equals it."""
@@ -647,11 +672,14 @@ class _SeenRequests:
         order = np.argsort(halves[:, 0], kind="stable")  # equal halves keep their input order
         hi, lo = halves[order, 0], halves[order, 1]
         repeat = np.r_[False, (hi[1:] == hi[:-1]) & (lo[1:] == lo[:-1])]
+        slot = (hi >> np.uint64(64 - self.BITS)).astype(np.intp)
+        maybe = np.flatnonzero(self.marks[slot] != 0)
         for run_hi, run_lo in self.runs:
-            at = np.searchsorted(run_hi, hi).clip(0, len(run_hi) - 1)
-            repeat |= (run_hi[at] == hi) & (run_lo[at] == lo)
+            at = np.searchsorted(run_hi, hi[maybe]).clip(0, len(run_hi) - 1)
+            repeat[maybe] |= (run_hi[at] == hi[maybe]) & (run_lo[at] == lo[maybe])
         new = ~repeat
         keep[order[new]] = True
+        self.marks[slot[new]] = 1
         self._add(hi[new], lo[new])
         return keep
 
@@ -718,11 +746,10 @@ def _write_all(
                     state = {"hash": content_digest(), "bytes": 0, "records": 0, "dropped": 0, "first": None,
                              "last": None, "row_start": a}
                 requests.append((df[RECORD_ID], raw, lengths, j, keep))
-                if not keep.all():
-                    state["dropped"] += int((~keep).sum())
-                    df = df.filter(pl.Series(keep))
-                if df.height:
-                    buffers = _line_buffers(df["line"])
+                kept = int(keep.sum())
+                state["dropped"] += len(keep) - kept
+                if kept:
+                    buffers = _kept_buffers(_line_buffers(df["line"]), lengths, keep)
                     state["bytes"] += sum(len(buf) for buf in buffers)
                     if state["bytes"] > spec.max_bytes_per_file:
                         return None
@@ -730,9 +757,10 @@ def _write_all(
                     for buf in buffers:
                         fh.write(buf)
                     hashed.result()
-                    state["records"] += df.height
-                    state["first"] = state["first"] or df[RECORD_ID][0]
-                    state["last"] = df[RECORD_ID][-1]
+                    state["records"] += kept
+                    ids = df[RECORD_ID] if kept == len(keep) else df[RECORD_ID].filter(pl.Series(keep))
+                    state["first"] = state["first"] or ids[0]
+                    state["last"] = ids[-1]
                 state["row_stop"] = b
             if fh is not None:
                 released.append((releasing.submit(_release, fh), fh))
