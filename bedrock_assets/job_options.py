@@ -33,6 +33,8 @@ from typing import Annotated, Any
 import pydantic
 from pydantic import AfterValidator, ConfigDict, Field
 
+from bedrock_assets.storage import input_folder
+
 # botocore `KmsKeyId` (1..2048): a key id, key ARN, alias name or alias ARN.
 KMS_KEY_ID = re.compile(
     r"(arn:aws(-[^:]+)?:kms:[a-zA-Z0-9-]*:[0-9]{12}:((key/[a-zA-Z0-9-]{36})|(alias/[a-zA-Z0-9-_/]+)))"
@@ -285,7 +287,7 @@ def for_shard(spec: Any, defaults: JobDefaults, partition: str, shard: str, orig
     """The options of a shard's jobs: batch over deployment for KMS and VPC; tags merged, the
     batch winning per key, the project's two tags always set. `spec` is a BatchSpec."""
     spec_tags = dict(getattr(spec, "job_tags", None) or {})
-    tags = {**defaults.tags, **spec_tags, PARTITION_TAG: partition, SHARD_TAG: shard}
+    tags = {**defaults.tags, **spec_tags, PARTITION_TAG: partition_tag(partition), SHARD_TAG: shard}
     if len(tags) > MAX_TAGS:
         where = f"{origin + ': ' if origin else ''}batch {spec.name!r}"
         raise JobOptionsError(
@@ -303,6 +305,16 @@ def for_shard(spec: Any, defaults: JobDefaults, partition: str, shard: str, orig
     )
 
 
+def partition_tag(partition: str) -> str:
+    """The `bedrock-assets/partition` tag's value: the partition key when Bedrock's tag pattern
+    takes it, else `<batch>/<the input's S3 folder name>` (storage.input_folder: ASCII plus a hash),
+    since input names may hold unicode, `#`, `?` or parentheses that a tag value may not."""
+    if TAG_TEXT.fullmatch(partition) and len(partition) <= TAG_VALUE_MAX:
+        return partition
+    batch, _, name = partition.partition("/")
+    return f"{batch}/{input_folder(name)}"[:TAG_VALUE_MAX]
+
+
 def project_only(partition: str, shard: str) -> JobOptions:
     """No user options: only the project's tags (what every job carried before these options)."""
-    return JobOptions(tags={PARTITION_TAG: partition, SHARD_TAG: shard})
+    return JobOptions(tags={PARTITION_TAG: partition_tag(partition), SHARD_TAG: shard})

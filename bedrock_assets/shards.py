@@ -523,6 +523,8 @@ def _kept_buffers(buffers: list[memoryview], lengths: np.ndarray, keep: np.ndarr
     Filtering the rendered frame instead copied every line of a piece that held one repeat."""
     if keep.all():
         return buffers
+    if not keep.any():
+        return []
     ends = np.cumsum([len(b) for b in buffers])
     start = np.r_[0, np.cumsum(lengths)[:-1]]
     which = np.searchsorted(ends, start, side="right")  # the buffer each line starts in

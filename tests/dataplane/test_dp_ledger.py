@@ -245,3 +245,14 @@ def test_answered_mask_matches_whole_digests_only(as_scan):
     answered = known.to_frame().lazy() if as_scan else known
     assert shards._answered_mask(answered, a + b + a + twin[:8] + b[8:]).tolist() == [True, False, True, False]
     assert shards._answered_mask(None, a).tolist() == [False]
+
+
+@pytest.mark.parametrize("keep", [[1, 1, 1, 1, 1], [0, 0, 0, 0, 0], [1, 0, 1, 0, 1], [0, 1, 1, 1, 0], [1, 1, 0, 0, 1], [0, 0, 0, 1, 1]])
+def test_kept_buffers_are_exactly_the_kept_lines(keep):
+    """Lines back to back in two buffers (as polars' string views hold them): the kept lines'
+    bytes, in order, whatever runs they form and wherever a buffer ends."""
+    lines = [b"aa\n", b"b\n", b"ccc\n", b"dddd\n", b"e\n"]
+    buffers = [memoryview(b"".join(lines[:3])), memoryview(b"".join(lines[3:]))]
+    mask = np.array(keep, dtype=bool)
+    got = shards._kept_buffers(buffers, np.array([len(x) for x in lines]), mask)
+    assert b"".join(bytes(b) for b in got) == b"".join(x for x, k in zip(lines, keep) if k)

@@ -87,7 +87,8 @@ def test_model_and_prompt_changes_ask_again_and_going_back_is_free(aws_env, writ
     write_specs(_specs(model=SONNET))
     run = _run(instance, key)
     jobs = jobs_for_bucket(aws_env)
-    assert len(jobs) == 3 and sorted(j["modelId"] for j in jobs).count(SONNET) == 1
+    # GetModelInvocationJob returns the model's ARN (`...:foundation-model/<id>`), as AWS does.
+    assert len(jobs) == 3 and [j["modelId"].rsplit("/", 1)[-1] for j in jobs].count(SONNET) == 1
     sonnet = read_results(aws_env, key).sort("record_id")
     assert set(sonnet["answered_by"]) == {"batch"} and _own_answers(sonnet, SONNET, "Tell me a joke about {topic}.")
     materialization = instance.get_latest_materialization_event(dg.AssetKey("joined_results")).asset_materialization
