@@ -164,8 +164,9 @@ def _error(exc: Exception) -> dict:
             "http": response.get("ResponseMetadata", {}).get("HTTPStatusCode")}
 
 
-def observe(model_id: str, run_id: str, lines: list[str], log: Callable[[str], None]) -> dict:
-    """Run the job and the free calls; return every raw observation (evaluate() judges them)."""
+def observe(model_id: str, run_id: str, lines: list[str], log: Callable[[str], None], obs: dict | None = None) -> dict:
+    """Run the job and the free calls; every raw observation goes into `obs` as soon as it is made
+    (so a run that stops half-way still reports what it saw); evaluate() judges them."""
     import boto3
     import botocore.exceptions
 
@@ -184,8 +185,9 @@ def observe(model_id: str, run_id: str, lines: list[str], log: Callable[[str], N
     out_prefix = layout.outputs_prefix(SHARD)
     request = dict(model_id=model_id, role_arn=settings.role_arn(), input_uri=layout.uri(key),
                    output_uri=layout.uri(out_prefix), timeout_hours=24, log=log)
-    obs: dict[str, Any] = {"records_sent": len(lines), "bad_id": BAD_ID, "ls_id": LS_ID, "region": settings.region(),
-                           "model_id": model_id, "polls": [], "keys_while_running": []}
+    obs = {} if obs is None else obs
+    obs.update({"records_sent": len(lines), "bad_id": BAD_ID, "ls_id": LS_ID, "region": settings.region(),
+                "model_id": model_id, "polls": [], "keys_while_running": []})
     arn = jobs.create_job(client, identity, **request)
     obs["job_arn"] = arn
     log(f"created job {identity.job_name} -> {arn}")
@@ -399,7 +401,7 @@ def write_report(path: Path, checks: list[Check], env: dict) -> tuple[Path, Path
     """`<path>.json` and `<path>.md`: every assumption, and the environment (never credentials)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     base = path.with_suffix("") if path.suffix in (".json", ".md") else path
-    doc = {"environment": env, "passed": all(c.passed for c in checks if c.checked),
+    doc = {"environment": env, "passed": all(c.passed for c in checks if c.checked) and not env.get("aborted"),
            "assumptions": [dataclasses.asdict(c) | {"verdict": c.verdict} for c in checks]}
     json_path, md_path = base.with_suffix(".json"), base.with_suffix(".md")
     json_path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
@@ -454,7 +456,13 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         if target_emulator:
             cli_env.prepare_aws(need_bucket=True)  # creates the bucket on the emulator only, after the yes
-        obs = observe(args.model, run_id, lines, log=print)
+        obs: dict[str, Any] = {}
+        aborted = None
+        try:
+            observe(args.model, run_id, lines, log=print, obs=obs)
+        except Exception as exc:  # noqa: BLE001 - e.g. AccessDenied half-way: still report what was seen
+            aborted = cli_env.one_line(exc)
+            print(f"error: the smoke run stopped early: {aborted}", file=sys.stderr)
         checks = evaluate(obs)
         try:
             version = importlib.metadata.version("bedrock-assets")
@@ -464,6 +472,9 @@ def main(argv: list[str] | None = None) -> int:
                "bucket": bucket, "job_arn": obs.get("job_arn"), "final_status": obs.get("final", {}).get("status"),
                "package_version": version, "max_cost_usd": round(bound, 6), "started": started.isoformat(timespec="seconds"),
                "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+        if aborted:
+            # Rows after the point it stopped show FAIL for want of an observation, not because AWS differed.
+            env["aborted"] = f"{aborted} (rows it did not reach show FAIL for want of an observation)"
         json_path, md_path = write_report(Path(args.report), checks, env)
         checked = [c for c in checks if c.checked]
         failed = [c for c in checked if not c.passed]
@@ -471,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(checks) - len(checked)} not observable by this run; report: {md_path} and {json_path}")
         for c in failed:
             print(f"  FAIL {c.behaviour}: expected {c.expected}; observed {c.observed}")
-        return 1 if failed else 0
+        return 1 if failed or aborted else 0
 
     return cli_env.run_main(body)
 

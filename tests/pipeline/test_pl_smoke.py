@@ -20,7 +20,7 @@ import boto3
 import pytest
 
 from bedrock_assets import smoke
-from bedrock_assets.emulator import EmulatorConfig, run_emulator
+from bedrock_assets.emulator import EmulatorClient, EmulatorConfig, run_emulator
 
 REPO = Path(__file__).resolve().parents[2]
 # Recognisable placeholder credentials: the report must never contain them.
@@ -94,6 +94,34 @@ def test_green_on_the_emulator(emu, tmp_path, model):
     # One job was created for this run (the replay returned it); the unknown model made none.
     jobs = bedrock(emu).list_model_invocation_jobs(nameContains="ba-smoke-")["invocationJobSummaries"]
     assert doc["environment"]["job_arn"] in {j["jobArn"] for j in jobs}
+
+
+def test_an_emulator_that_behaves_otherwise_shows_fail(tmp_path):
+    """An emulator set, through its admin API, to a minimum job size above 100 fails the job at
+    Validating, as AWS would if its minimum were higher: the run reports FAIL and exits 1."""
+    with run_emulator(EmulatorConfig(host="127.0.0.1", port=0)) as other:
+        EmulatorClient(other.endpoint_url).configure(min_records=101)
+        done = smoke_cli(other, tmp_path, f"smoke-{uuid.uuid4().hex[:12]}", "--yes", "--report", "r")
+    assert done.returncode == 1, done.stdout + done.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    verdicts = {a["behaviour"]: a["verdict"] for a in doc["assumptions"]}
+    assert doc["passed"] is False and doc["environment"]["final_status"] == "Failed"
+    assert verdicts["Validating checks"] == verdicts["State sequence"] == "FAIL"
+    assert verdicts["Unknown model id"] == verdicts["Idempotency"] == "pass"  # the free calls still observed
+    assert "FAIL Validating checks" in done.stdout
+
+
+def test_a_run_stopped_half_way_still_reports(emu, tmp_path):
+    """Create refused (a role ARN Bedrock rejects): one error line, a report saying where it
+    stopped, exit 1; the calls it never reached are FAIL for want of an observation."""
+    env = env_for(emu, tmp_path, f"smoke-{uuid.uuid4().hex[:12]}") | {"BEDROCK_ROLE_ARN": "not-a-role-arn"}
+    done = subprocess.run([sys.executable, "-m", "bedrock_assets.cli", "smoke", "--yes", "--report", "r"], cwd=tmp_path,
+                          env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.count("\n") == 1 and "stopped early" in done.stderr and "Traceback" not in done.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["passed"] is False and "ValidationException" in doc["environment"]["aborted"]
+    assert [a["behaviour"] for a in doc["assumptions"]] == table_rows()
 
 
 def test_refuses_without_confirmation(emu, tmp_path):
