@@ -140,7 +140,9 @@ MODEL_ID = re.compile(
 NOT_SERVED = {*UNKNOWN, "meta.llama2-13b-chat-v1", "amazon.titan-embed-text-v1", "cohere.embed-english-v3", "amazon.nova-canvas-v1:0",
               "anthropic.claude-sonnet-4-v1:0", "global.anthropic.claude-sonnet-4-v1:0",
               # the spec tests' typo, made-up and newer-than-the-list ids (refused before any job)
-              "anthropic.claude-3-haiku-20240307-v1:1", "anthropic.claude-9-imaginary-v1:0", "anthropic.claude-9-v1:0"}
+              "anthropic.claude-3-haiku-20240307-v1:1", "anthropic.claude-9-imaginary-v1:0", "anthropic.claude-9-v1:0",
+              # bedrock-assets smoke's made-up id (Create must refuse it)
+              "amazon.smoke-check-no-such-model-v9:0"}
 
 
 def test_every_model_id_used_in_the_repository_is_known_to_the_catalog():
