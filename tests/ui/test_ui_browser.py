@@ -1,7 +1,8 @@
 """The Dagster UI in a real browser (Debian's headless Chromium) after the backfill: the asset
 graph shows the four assets, a partition's materialization page of `joined_results` shows its
-metadata, and that partition's run page shows the asset checks passing. Screenshots are kept
-under test-artifacts/ for a human to look at."""
+metadata, the asset's Checks tab shows each check's description (the ones defined in the code),
+and that partition's run page shows its own check results (docs/ui.md sends users there).
+Screenshots are kept under test-artifacts/ for a human to look at."""
 
 from __future__ import annotations
 
@@ -35,6 +36,23 @@ def page_text(binary, profile, url: str, expected: list[str], name: str, screens
             break
     (ARTIFACTS / f"ui-{name}.txt").write_text(text)
     return text
+
+
+def defined_checks() -> dict[str, dict[str, str]]:
+    """asset -> {check name: description}, read from the code location's definitions (what the
+    webserver serves), so the test follows the code instead of repeating its strings."""
+    from bedrock_assets.definitions import defs  # noqa: PLC0415 - heavy import, only this test needs it
+
+    graph = defs.resolve_asset_graph()
+    checks: dict[str, dict[str, str]] = {}
+    for key in graph.asset_check_keys:
+        spec = graph.get_check_spec(key)
+        checks.setdefault(key.asset_key.to_user_string(), {})[key.name] = spec.description or ""
+    return checks
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def assert_png(path, min_bytes: int = 20_000) -> None:
@@ -82,3 +100,47 @@ def test_asset_graph_and_partition_pages_in_chromium(ui_stack, backfill, tmp_pat
     assert f"Runs | {run_id[:8]} [SUCCESS]" in run_page, run_page[:2000]  # the page title
     for evaluation in evaluations:
         assert evaluation in run_page, (evaluation, run_page[-3000:])
+
+    # 4. joined_results' Checks tab: every check with the description the code gives it. The tab
+    # lists the checks on the left and shows one check's "About" (its description) on the right:
+    # the first by name unless `checkDetail` names one (what clicking a check in the list sets).
+    # Pages are dumped first and asserted after, so one failing run leaves every page's text.
+    defined = defined_checks()
+    checks = defined["joined_results"]
+    assert set(CHECKS["joined_results"]) <= set(checks), checks
+    assert all(checks.values()), f"a check of joined_results has no description: {checks}"
+    tab_pages = {}
+    for i, (name, description) in enumerate(sorted(checks.items())):
+        url = f"{base}/assets/joined_results?view=checks&checkDetail={urllib.parse.quote(name, safe='')}"
+        tab_pages[name] = page_text(
+            binary, profile, url, [f"Checks ({len(checks)})", *checks, squash(description)],
+            "checks" if i == 0 else f"checks-{name}", screenshot=i == 0,
+        )
+
+    # 5. The same run page filtered to check evaluations (the log filter `type:ASSET_CHECK_EVALUATION`,
+    # kept in the URL): this partition's own result for every check of every asset, nothing else.
+    run_evaluations = [
+        f"Check {name} succeeded for materialization of {asset}" for asset, names in defined.items() for name in names
+    ]
+    check_metadata = [f"input_rows {ROWS}", f"result_rows {ROWS}", "missing 0", "error_rate", "threshold"]
+    checks_url = f"{base}/runs/{run_id}?logs={urllib.parse.quote('type:ASSET_CHECK_EVALUATION', safe='')}"
+    run_checks = page_text(binary, profile, checks_url, [run_id[:8], *run_evaluations, *check_metadata], "run-checks", screenshot=True)
+
+    for name, description in checks.items():
+        page = tab_pages[name]
+        assert f"Checks ({len(checks)})" in page, page[:3000]
+        for listed in checks:  # the list on the left
+            assert listed in page, (listed, page[:3000])
+        assert squash(description) in page, (name, description, page[:4000])
+        assert "No description provided" not in page, (name, page[:4000])
+    assert_png(ARTIFACTS / "ui-checks.png")
+
+    assert f"Runs | {run_id[:8]} [SUCCESS]" in run_checks, run_checks[:2000]
+    for evaluation in run_evaluations:
+        assert evaluation in run_checks, (evaluation, run_checks[-4000:])
+    for expected in check_metadata:
+        assert expected in run_checks, (expected, run_checks[-4000:])
+    # The filter took (its token sits in the filter box, not in the page's text): no other event.
+    for other in ("STEP_OUTPUT", "LOADED_INPUT", "ASSET_MATERIALIZATION", "RUN_SUCCESS"):
+        assert other not in run_checks, (other, run_checks[-4000:])
+    assert_png(ARTIFACTS / "ui-run-checks.png")
