@@ -91,8 +91,8 @@ class DataDir:
             resumed = [self._restore_job(entry) for entry in index["jobs"]]
         except DataDirError:
             raise
-        except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
-            # One line, not a traceback: the user's fix is to move the directory away.
+        except Exception as exc:  # noqa: BLE001 - JSON, schema, file and moto errors alike
+            # One line, not a traceback: whatever broke, the user's fix is to move the directory away.
             detail = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc)
             raise DataDirError(
                 f"cannot restore emulator state from {index_path} ({detail}); "
