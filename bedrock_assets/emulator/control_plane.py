@@ -185,6 +185,13 @@ class ControlPlane:
             expiration_time=now + request["timeout"] * self.config.seconds_per_hour,
         )
 
+    def restore(self, job: Job) -> None:
+        """Add a job read back from a data directory, with its token so replays still find it."""
+        with self.lock:
+            self.jobs[job.job_id] = job
+            if job.client_request_token is not None:
+                self._tokens[job.client_request_token] = job.job_id
+
     # --------------------------------------------------------------------- get / list / stop
     def find(self, identifier: str) -> Job:
         match = JOB_IDENTIFIER.fullmatch(identifier or "")

@@ -135,10 +135,7 @@ class DataDir:
             job.validated = False
             job.total_records = job.processed_records = job.success_records = job.error_records = 0
             job.input_tokens = job.output_tokens = 0
-        with self.control.lock:
-            self.control.jobs[job.job_id] = job
-            if job.client_request_token is not None:
-                self.control._tokens[job.client_request_token] = job.job_id
+        self.control.restore(job)
         return job if resume else None
 
     # ------------------------------------------------------------------ save
