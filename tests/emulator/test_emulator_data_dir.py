@@ -5,6 +5,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import re
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,6 +22,8 @@ from moto.s3.models import s3_backends
 from bedrock_assets.emulator import EmulatorConfig, run_emulator
 from bedrock_assets.emulator import cli
 from emulator_helpers import REGION, Harness, anthropic_input
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @contextlib.contextmanager
@@ -38,8 +44,12 @@ def forget_buckets(*names: str) -> None:
         s3_backends[account][partition].buckets.pop(name)
 
 
-def saved_index(data_dir: Path) -> dict:
-    return json.loads((data_dir / "index.json").read_text(encoding="utf-8"))
+def saved_statuses(data_dir: Path) -> list[str]:
+    """Job statuses in the saved index ([] before the first snapshot has finished)."""
+    try:
+        return [job["status"] for job in json.loads((data_dir / "index.json").read_text(encoding="utf-8"))["jobs"]]
+    except FileNotFoundError:
+        return []
 
 
 def test_objects_and_jobs_survive_a_restart(tmp_path: Path) -> None:
@@ -63,8 +73,7 @@ def test_objects_and_jobs_survive_a_restart(tmp_path: Path) -> None:
         h.wait(done_arn)
         # A status change is saved at once, not only at shutdown (a crash keeps finished jobs).
         deadline = time.monotonic() + 5
-        while not any(job["status"] == "Completed" for job in saved_index(data_dir)["jobs"]
-                      if (data_dir / "index.json").exists()):
+        while "Completed" not in saved_statuses(data_dir):
             assert time.monotonic() < deadline, "the Completed status was never saved"
             time.sleep(0.05)
         h.emulator.configure(records_per_second=2)  # 10 records take 5 s: still InProgress at shutdown
@@ -78,6 +87,10 @@ def test_objects_and_jobs_survive_a_restart(tmp_path: Path) -> None:
     forget_buckets(bucket)
     # 10 records/s: the resumed job stays InProgress for ~1 s, long enough to be seen there.
     with emulator(bucket, data_dir=str(data_dir), records_per_second=10) as h:
+        # Checked first, before anything slow. The rule: an InProgress job resumes from its first
+        # record and its status never goes back.
+        names = {job["jobName"]: job["status"] for job in h.bedrock.list_model_invocation_jobs()["invocationJobSummaries"]}
+        assert names == {"done-job": "Completed", "slow-job": "InProgress"}
         assert h.s3.get_object(Bucket=bucket, Key="big.bin")["Body"].read() == big
         assert h.s3.get_object(Bucket=bucket, Key=odd_key)["Body"].read() == "ünïcode ✓\n".encode()
         for key, head in before.items():
@@ -90,10 +103,6 @@ def test_objects_and_jobs_survive_a_restart(tmp_path: Path) -> None:
         assert done == {**done_before, "ResponseMetadata": done["ResponseMetadata"]}
         assert (done["status"], done["successRecordCount"], done["clientRequestToken"]) == ("Completed", 10, "token-done")
         assert h.bedrock.list_tags_for_resource(resourceARN=done_arn)["tags"] == [{"key": "k", "value": "v"}]
-        names = {job["jobName"]: job["status"] for job in h.bedrock.list_model_invocation_jobs()["invocationJobSummaries"]}
-        assert names["done-job"] == "Completed"
-        # The rule: an InProgress job resumes from its first record and its status never goes back.
-        assert names["slow-job"] == "InProgress"
         slow = h.wait(slow_arn)
         assert (slow["status"], slow["processedRecordCount"], slow["successRecordCount"]) == ("Completed", 10, 10)
         assert sorted(line["recordId"] for line in h.output(slow_arn)) == [r["recordId"] for r in records]
@@ -137,4 +146,41 @@ def test_without_data_dir_nothing_is_written(tmp_path: Path, monkeypatch) -> Non
                                                for i in range(5)])
         h.wait(h.create_job(uri))
     assert list(tmp_path.iterdir()) == []
+    forget_buckets(bucket)
+
+
+def test_a_killed_emulator_keeps_what_it_saved_while_running(tmp_path: Path) -> None:
+    """SIGKILL (no shutdown snapshot): S3 writes are on disk within SNAPSHOT_SECONDS, finished jobs at once."""
+    bucket = f"crash-{uuid.uuid4().hex[:12]}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bedrock_assets.emulator", "--port", "0", "--min-records", "1",
+         "--data-dir", str(tmp_path)],
+        cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        endpoint = re.search(r"ready on (http://127\.0\.0\.1:\d+)", process.stdout.readline()).group(1)
+        clients = dict(endpoint_url=endpoint, region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+        s3, bedrock = boto3.client("s3", **clients), boto3.client("bedrock", **clients)
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_object(Bucket=bucket, Key="in/input.jsonl",
+                      Body=(json.dumps({"recordId": "R1", "modelInput": anthropic_input("hi")}) + "\n").encode())
+        arn = bedrock.create_model_invocation_job(
+            jobName="crash-job", roleArn="arn:aws:iam::123456789012:role/r", modelId="anthropic.claude-3-haiku-20240307-v1:0",
+            inputDataConfig={"s3InputDataConfig": {"s3Uri": f"s3://{bucket}/in/input.jsonl"}},
+            outputDataConfig={"s3OutputDataConfig": {"s3Uri": f"s3://{bucket}/out/"}})["jobArn"]
+        deadline = time.monotonic() + 10
+        while bedrock.get_model_invocation_job(jobIdentifier=arn)["status"] != "Completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        # The snapshot after the status change runs on its own thread: wait for it, then crash.
+        while "Completed" not in saved_statuses(tmp_path):
+            assert time.monotonic() < deadline, "the Completed status was never saved"
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+    with emulator(bucket, data_dir=str(tmp_path)) as h:
+        job = h.bedrock.get_model_invocation_job(jobIdentifier=arn)
+        assert (job["status"], job["successRecordCount"]) == ("Completed", 1)
+        assert len(h.output(arn)) == 1
     forget_buckets(bucket)
