@@ -2,6 +2,8 @@
 
 The sample inputs are staged in the emulator's S3 and registered as partitions, so a user can
 open the UI and click Materialize (or turn on the `new_input_files` sensor and drop files in).
+The emulator keeps its S3 objects and Bedrock jobs in `.emulator-data/` beside DAGSTER_HOME: the
+Dagster instance is persistent, so results it shows as materialized must survive a restart too.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--emulator-port", type=int, default=4566)
     parser.add_argument("--ui-port", type=int, default=3000)
     parser.add_argument("--no-samples", action="store_true", help="do not stage the sample inputs")
+    parser.add_argument("--emulator-data-dir", default=None,
+                        help="where the emulator keeps S3 objects and jobs (default: .emulator-data beside "
+                             "DAGSTER_HOME); an empty value keeps them in memory only")
     args = parser.parse_args(argv)
     # `kill <pid>` (SIGTERM) must stop the children too, as Ctrl-C does: by default SIGTERM ends
     # this process at once and leaves the emulator and `dagster dev` holding their ports.
@@ -55,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     from bedrock_assets.demo import DEMO_INPUTS, point_at_emulator, prepare_home
 
     prepare_home(home)
+    data_dir = home.parent / ".emulator-data" if args.emulator_data_dir is None else args.emulator_data_dir
+    data_flags = ["--data-dir", str(data_dir)] if str(data_dir) else []
     # SIGTERM (e.g. `kill`, a process manager) must run the cleanup below, not just vanish and
     # leave the emulator and `dagster dev` orphaned.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -64,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "bedrock_assets.emulator", "--port", str(args.emulator_port)],
+                [sys.executable, "-m", "bedrock_assets.emulator", "--port", str(args.emulator_port), *data_flags],
                 env=env,
                 preexec_fn=_default_signals,
             )
@@ -97,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                 preexec_fn=_default_signals,
             )
         )
-        print(f"Dagster UI: http://127.0.0.1:{args.ui_port}   emulator: {endpoint}   DAGSTER_HOME={home}")
+        print(f"Dagster UI: http://127.0.0.1:{args.ui_port}   emulator: {endpoint}   DAGSTER_HOME={home}"
+              + (f"   emulator data: {data_dir}" if data_flags else ""))
         procs[-1].wait()
     except (KeyboardInterrupt, SystemExit):
         pass

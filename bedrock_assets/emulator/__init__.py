@@ -4,6 +4,7 @@ Imports nothing from the rest of `bedrock_assets`. See docs/emulator.md.
 """
 
 from .config import EmulatorConfig
+from .persistence import DataDirError
 from .runner import Emulator, EmulatorClient, run_emulator
 
-__all__ = ["Emulator", "EmulatorClient", "EmulatorConfig", "run_emulator"]
+__all__ = ["DataDirError", "Emulator", "EmulatorClient", "EmulatorConfig", "run_emulator"]

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--openai-base-url", default=None,
         help="forward text requests to an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     add("--openai-model", default=None, help="model name sent to that server (default: the Bedrock model id)")
+    add("--data-dir", default=None,
+        help="keep S3 objects and Bedrock jobs in this directory across restarts (default: memory only)")
     add("--log-level", default=defaults.log_level, help="INFO (default), DEBUG shows every HTTP request")
     return parser
 
@@ -67,6 +69,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         seconds_per_hour=args.seconds_per_hour, partial_output_seconds=args.partial_output_seconds,
         embedding_engine=args.embedding_engine,
         openai_base_url=args.openai_base_url, openai_model=args.openai_model, log_level=args.log_level,
+        data_dir=args.data_dir,
     )
 
 

@@ -80,6 +80,9 @@ class EmulatorConfig:
     # Lifecycle worker threads that process InProgress jobs concurrently.
     worker_threads: int = 4
     log_level: str = "INFO"
+    # Keep S3 objects and Bedrock jobs in this directory and restore them at start (persistence.py,
+    # docs/emulator.md "Data directory"). None: everything lives in memory and nothing is written.
+    data_dir: str | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def __post_init__(self) -> None:

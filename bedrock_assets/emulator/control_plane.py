@@ -12,7 +12,7 @@ import string
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from . import errors, events
 from .catalog import ModelCatalog
@@ -50,6 +50,8 @@ class ControlPlane:
         self._tokens: dict[str, str] = {}
         self._throttle = ThrottleDecider(config.seed, "control-plane")
         self.changed = threading.Condition(self.lock)
+        # Called on every job status change (the data directory saves then); a no-op without one.
+        self.on_status_change: Callable[[], None] = lambda: None
 
     # ------------------------------------------------------------------------ create
     def create(self, body: dict[str, Any], region: str) -> dict[str, Any]:
@@ -183,6 +185,13 @@ class ControlPlane:
             expiration_time=now + request["timeout"] * self.config.seconds_per_hour,
         )
 
+    def restore(self, job: Job) -> None:
+        """Add a job read back from a data directory, with its token so replays still find it."""
+        with self.lock:
+            self.jobs[job.job_id] = job
+            if job.client_request_token is not None:
+                self._tokens[job.client_request_token] = job.job_id
+
     # --------------------------------------------------------------------- get / list / stop
     def find(self, identifier: str) -> Job:
         match = JOB_IDENTIFIER.fullmatch(identifier or "")
@@ -266,6 +275,7 @@ class ControlPlane:
     def status_changed(self, job: Job) -> None:
         """Every status a job takes is announced on EventBridge, as Bedrock does (events.py)."""
         events.publish(job, self.config.account_id)
+        self.on_status_change()
 
     def _in_flight(self, model: str) -> int:
         return sum(1 for job in self.jobs.values() if job.base_model == model and job.in_flight)

@@ -124,6 +124,18 @@ class Lifecycle:
 
     # ------------------------------------------------------------------ Validating
     def _validate(self, job: Job) -> None:
+        loaded = self._load_input(job)
+        if loaded is None:
+            return
+        with self.control.lock:
+            if job.status != "Validating":  # stopped meanwhile
+                return
+            job.input_files, job.records = loaded
+            job.total_records = len(job.records)
+            job.validated = True  # the scheduler moves it to Scheduled (see _tick)
+
+    def _load_input(self, job: Job) -> tuple[list[tuple[str, str]], list[InputRecord]] | None:
+        """The job's input files and records, or None after failing the job for a bad input."""
         try:
             files, records = self._read_input(job)
             output_bucket, _ = storage.split_uri(job.output_uri)
@@ -132,14 +144,34 @@ class Lifecycle:
         except (ValidationFailure, storage.StorageError) as exc:
             with self.control.lock:
                 self._finish(job, "Failed", time.time(), str(exc))
+            return None
+        return files, records
+
+    # ------------------------------------------------------------------ restart
+    def resume(self, job: Job) -> None:
+        """Redo the work of a job restored from a data directory while Validating/Scheduled/InProgress.
+
+        Its parsed input did not survive the restart: read it again, then let the scheduler carry
+        on (Validating, Scheduled) or process every record from the first (InProgress). The
+        status never moves backwards, so a client polling across the restart sees no new state.
+        """
+        with self.control.lock:
+            job.busy = True  # the scheduler leaves it alone until its input is loaded
+        self._pool.submit(self._guard, job, self._resume)
+
+    def _resume(self, job: Job) -> None:
+        loaded = self._load_input(job)
+        if loaded is None:
             return
         with self.control.lock:
-            if job.status != "Validating":  # stopped meanwhile
+            if job.terminal:
                 return
-            job.input_files = files
-            job.records = records
-            job.total_records = len(records)
-            job.validated = True  # the scheduler moves it to Scheduled (see _tick)
+            job.input_files, job.records = loaded
+            job.total_records = len(job.records)
+            job.validated = True
+            running = job.status == "InProgress"
+        if running:
+            self._process(job)
 
     def _read_input(self, job: Job) -> tuple[list[tuple[str, str]], list[InputRecord]]:
         uri = job.input_uri

@@ -16,7 +16,9 @@ from .catalog import ModelCatalog
 from .config import EmulatorConfig
 from .control_plane import ControlPlane
 from .engines import base_model_id
+from .jobs import Job
 from .lifecycle import Lifecycle
+from .persistence import DataDir
 from .runtime import Runtime
 from .server import EmulatorApp
 from .stats import COUNTERS, Stats
@@ -37,6 +39,15 @@ class Emulator:
         self.lifecycle = Lifecycle(self.config, self.control, self.catalog)
         self.admin = Admin(self.config, self.control, self.stats_counters)
         self.app = EmulatorApp(self.control, Runtime(self.config, self.catalog, self.stats_counters), self.admin)
+        self.data: DataDir | None = None
+        self._resumed: list[Job] = []
+        if self.config.data_dir:
+            # Restored before the port is bound: a bad data directory (DataDirError) stops start-up
+            # before any client can see a half-restored emulator.
+            self.data = DataDir(self.config.data_dir, self.control)
+            self._resumed = self.data.load()
+            self.control.on_status_change = lambda: self.data.mark_dirty(urgent=True)
+            self.app.on_moto_write = self.data.mark_dirty
         if self.config.log_level.upper() != "DEBUG":
             # werkzeug logs every request line (never headers); keep tests and the CLI quiet.
             logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -53,9 +64,17 @@ class Emulator:
         host = self.config.host if self.config.host not in ("0.0.0.0", "::") else "127.0.0.1"
         return f"http://{host}:{self.port}"
 
+    def _start_workers(self) -> None:
+        for job in self._resumed:
+            self.lifecycle.resume(job)
+        self._resumed = []
+        self.lifecycle.start()
+        if self.data is not None:
+            self.data.start()
+
     def start(self) -> "Emulator":
         """Serve on a background thread (returns at once)."""
-        self.lifecycle.start()
+        self._start_workers()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": POLL_SECONDS},
             name="emulator-http", daemon=True,
@@ -66,7 +85,7 @@ class Emulator:
 
     def serve_forever(self) -> None:
         """Serve on the calling thread until `shutdown()` is called from elsewhere."""
-        self.lifecycle.start()
+        self._start_workers()
         log.info("emulator listening on %s", self.endpoint_url)
         self._server.serve_forever(poll_interval=POLL_SECONDS)
 
@@ -76,6 +95,10 @@ class Emulator:
         self.lifecycle.shutdown()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self.data is not None:
+            # Last, after the lifecycle stopped: the jobs it abandoned are saved as they stood
+            # (InProgress), and resumed at the next start.
+            self.data.shutdown()
 
     # Convenience wrappers over the admin endpoints (in-process, no HTTP).
     def stats(self) -> dict[str, Any]:

@@ -52,6 +52,9 @@ class EmulatorApp:
         self.runtime = runtime
         self.admin = admin
         self.moto = DomainDispatcherApplication(create_backend_app)
+        # Called before a request that may change moto's state (any method but GET/HEAD/OPTIONS),
+        # so the data directory saves it; a no-op without one.
+        self.on_moto_write: Callable[[], None] = lambda: None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -66,6 +69,8 @@ class EmulatorApp:
             handler = self._bedrock_route(environ, region or "us-east-1")
             if handler is not None:
                 return self._respond(start_response, handler)
+        if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD", "OPTIONS"):
+            self.on_moto_write()
         return self.moto(environ, start_response)
 
     def _bedrock_route(self, environ: dict[str, Any], region: str) -> Callable[[], tuple] | None:
