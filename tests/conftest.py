@@ -23,12 +23,12 @@ def emulator():
         yield emu
 
 
-@pytest.fixture
-def aws_env(emulator, monkeypatch, tmp_path):
-    """Env pointing boto3/polars/Dagster (and their subprocesses) at the emulator, a fresh bucket."""
+def point_at_emulator(mp: pytest.MonkeyPatch, emulator, bucket: str, **extra: str) -> tuple[dict[str, str], object]:
+    """Set the env that points boto3/polars/Dagster (and their subprocesses) at the emulator with
+    `bucket` as the project bucket (plus `extra`), unset the AWS session/profile variables that
+    would override it, create the bucket; return the env and an S3 client."""
     import boto3
 
-    bucket = f"ba-test-{uuid.uuid4().hex[:12]}"
     env = {
         "AWS_ENDPOINT_URL": emulator.endpoint_url,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -36,13 +36,22 @@ def aws_env(emulator, monkeypatch, tmp_path):
         "AWS_REGION": "us-east-1",
         "BEDROCK_ASSETS_BUCKET": bucket,
         "BEDROCK_ASSETS_POLL_SECONDS": "0.3",
+        **extra,
     }
     for key, value in env.items():
-        monkeypatch.setenv(key, value)
+        mp.setenv(key, value)
     for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-        monkeypatch.delenv(key, raising=False)
+        mp.delenv(key, raising=False)
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket=bucket)
+    return env, s3
+
+
+@pytest.fixture
+def aws_env(emulator, monkeypatch, tmp_path):
+    """Env pointing boto3/polars/Dagster (and their subprocesses) at the emulator, a fresh bucket."""
+    bucket = f"ba-test-{uuid.uuid4().hex[:12]}"
+    env, s3 = point_at_emulator(monkeypatch, emulator, bucket)
     yield SimpleNamespace(bucket=bucket, s3=s3, endpoint=emulator.endpoint_url, emulator=emulator, env=env)
     emulator.configure(**emulator.baseline_faults)
 

@@ -18,6 +18,7 @@ import dagster as dg
 import polars as pl
 import pytest
 from awkward_inputs import all_types
+from conftest import point_at_emulator
 from polars.testing import assert_frame_equal
 
 from bedrock_assets.runner import materialize_partition
@@ -37,24 +38,12 @@ batches:
 @pytest.fixture(scope="module")
 def pipe(emulator, tmp_path_factory):
     """One bucket, specs file and Dagster instance for every case of this module."""
-    import boto3
-
     tmp = tmp_path_factory.mktemp("inputs")
     bucket = f"ba-inputs-{uuid.uuid4().hex[:12]}"
     specs = tmp / "batches.yaml"
     specs.write_text(textwrap.dedent(SPECS))
-    env = {
-        "AWS_ENDPOINT_URL": emulator.endpoint_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1", "BEDROCK_ASSETS_BUCKET": bucket, "BEDROCK_ASSETS_POLL_SECONDS": "0.3",
-        "BEDROCK_ASSETS_SPECS": str(specs),
-    }
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        for key in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
-            mp.delenv(key, raising=False)
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=bucket)
+        _, s3 = point_at_emulator(mp, emulator, bucket, BEDROCK_ASSETS_SPECS=str(specs))
         home = tmp / "dagster_home"
         home.mkdir()
         with dg.instance_for_test(temp_dir=str(home), overrides={"concurrency": {"pools": {"default_limit": 20}}}) as instance:
