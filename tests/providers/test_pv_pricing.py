@@ -28,7 +28,7 @@ def test_packaged_table_is_dated_and_sourced():
     for key, row in doc["models"].items():
         assert row["as_of"] and row["source"], key
         assert "on_demand" in row, key
-        if "batch" in row:  # batch is half of on-demand for every packaged row (facts §6)
+        if "batch" in row:  # batch is half of on-demand for every packaged row (docs/bedrock-facts.md §6)
             for side in ("input", "output"):
                 assert math.isclose(row["batch"][side], row["on_demand"][side] / 2), (key, side)
 

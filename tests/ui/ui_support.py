@@ -70,7 +70,7 @@ def wait_for(predicate, seconds: float, what: str, interval: float = 0.5):
 
 def _default_signals() -> None:
     # A parent without a terminal (CI, pytest under nohup) can hand its children SIGINT/SIGTERM
-    # as *ignored*; `dagster dev` then ignores our SIGTERM (DEVELOPERS.md trap). Reset both.
+    # as *ignored*; `dagster dev` then ignores our SIGTERM (docs/bedrock-facts.md, local traps). Reset both.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
