@@ -9,11 +9,10 @@ The partition is added to the Dagster instance at $DAGSTER_HOME.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from bedrock_assets import settings
-from bedrock_assets.specs import SpecError, get_spec
+from bedrock_assets.specs import get_spec
 from bedrock_assets.storage import PartitionKeyError, check_input_name, unsupported_type_problem
 
 

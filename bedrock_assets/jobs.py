@@ -267,7 +267,6 @@ def wait_for_job(
     delay = min(1.0, poll_seconds)
     last = None
     end = EndEstimate()
-    started = time.monotonic()
     queued_since: float | None = None
     queued_total = 0.0
     stuck = False

@@ -13,7 +13,6 @@ import dataclasses
 import io
 import os
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path

@@ -20,7 +20,7 @@ import math
 import os
 import string
 from concurrent.futures import Future, ThreadPoolExecutor
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 

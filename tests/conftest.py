@@ -3,7 +3,6 @@ and env per test, and real sqlite-backed Dagster instances in temp dirs."""
 
 from __future__ import annotations
 
-import os
 import textwrap
 import uuid
 from pathlib import Path

@@ -4,7 +4,6 @@ both sides, in every reader the project uses (polars, pyarrow)."""
 import io
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 

@@ -6,7 +6,6 @@ import math
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from bedrock_assets.runner import materialize_partition
 

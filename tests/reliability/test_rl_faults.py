@@ -7,7 +7,6 @@ would bill, not from anything the pipeline says about itself.
 from __future__ import annotations
 
 import json
-import time
 
 import boto3
 import dagster as dg
