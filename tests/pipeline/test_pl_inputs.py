@@ -18,7 +18,7 @@ import dagster as dg
 import polars as pl
 import pytest
 from awkward_inputs import all_types
-from conftest import point_at_emulator
+from emulator_env import point_at_emulator
 from polars.testing import assert_frame_equal
 
 from bedrock_assets.runner import materialize_partition
